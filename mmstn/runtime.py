@@ -1,0 +1,81 @@
+"""Run-time switches shared by the package, the notebooks and the tests.
+
+* ``MMSTN_SMOKE=1`` shrinks every expensive loop so that CI can execute the notebooks in seconds;
+  a reader who leaves it unset gets the full run.
+* ``MMSTN_DATA`` points at the folder that holds user-supplied, licence-gated files (BFM, 3DDFA, ...);
+  the default is ``data/`` in the repository.
+* ``MMSTN_SHARED_DATA`` points at the reference data used by tests (default ``../shared/data``).
+* ``MMSTN_FIGURES`` is where notebooks write their figures (default ``figures/``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "REPO_ROOT",
+    "data_dir",
+    "device",
+    "figures_dir",
+    "is_smoke",
+    "seed_everything",
+    "shared_data_dir",
+    "smoke_or",
+]
+
+#: Root of the source checkout (the folder that holds ``mmstn/``).
+REPO_ROOT: Path = Path(__file__).resolve().parent.parent
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def is_smoke() -> bool:
+    """True when ``MMSTN_SMOKE`` asks for the shrunken CI run."""
+    return os.environ.get("MMSTN_SMOKE", "").strip().lower() in _TRUE
+
+
+def smoke_or(smoke_value, full_value):
+    """Return ``smoke_value`` in smoke mode and ``full_value`` otherwise.
+
+    Example: ``n_iter = smoke_or(20, 500)``.
+    """
+    return smoke_value if is_smoke() else full_value
+
+
+def device(prefer: str | None = None) -> torch.device:
+    """The compute device: ``prefer`` if given, else CUDA when present, else CPU."""
+    if prefer is not None:
+        return torch.device(prefer)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) so that notebook cells are reproducible."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def data_dir() -> Path:
+    """Folder of user-supplied model and dataset files (``MMSTN_DATA``, default ``<repo>/data``)."""
+    return Path(os.environ.get("MMSTN_DATA", REPO_ROOT / "data")).expanduser()
+
+
+def shared_data_dir() -> Path:
+    """Reference data for tests and local runs (``MMSTN_SHARED_DATA``, default ``<repo>/../shared/data``)."""
+    return Path(os.environ.get("MMSTN_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")).expanduser()
+
+
+def figures_dir(create: bool = True) -> Path:
+    """Where notebooks save their figures (``MMSTN_FIGURES``, default ``<repo>/figures``)."""
+    path = Path(os.environ.get("MMSTN_FIGURES", REPO_ROOT / "figures")).expanduser()
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
