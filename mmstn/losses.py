@@ -1,0 +1,257 @@
+"""The four geometric losses of the paper (section 3, eqs. 2–6) and the weighted objective.
+
+All losses take the flattened output W (B, C, G, G) of the STN, whose column ``c`` is the mirror of column
+``G − 1 − c`` (the UV map is exactly symmetric, method-spec §2.4), and an explicit visibility mask
+M (B, 1, G, G) in {0, 1}. The authors inferred visibility from exactly-zero pixels instead; that is
+reproducible with :func:`mask_from_nonzero`.
+
+Two families are provided:
+
+* the **correct** losses (``symmetry_loss``, ``siamese_loss``, ``landmark_loss``, ``prior_loss``): plain
+  differentiable functions whose gradient is the gradient of the value they return;
+* the **authors' MatConvNet layers** (``symmetry_loss_matconvnet``, ``siamese_loss_matconvnet``), whose
+  backward passes are *not* the gradients of their forward values (method-spec §5): the count
+  normalisation is applied in the forward only, the symmetry gradient is half the true one, and the
+  siamese gradient of the mirrored image has the wrong sign. They exist to demonstrate the discrepancy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+
+from mmstn.errors import ShapeError
+
+__all__ = [
+    "AUTHORS_WEIGHTS",
+    "LossWeights",
+    "landmark_loss",
+    "mask_from_nonzero",
+    "objective",
+    "prior_loss",
+    "siamese_loss",
+    "siamese_loss_matconvnet",
+    "symmetry_loss",
+    "symmetry_loss_matconvnet",
+]
+
+Reduction = Literal["sum", "mean"]
+
+
+def _check_image(name: str, x: torch.Tensor) -> None:
+    if x.ndim != 4:
+        raise ShapeError(f"{name} must have shape (B, C, G, G), got {tuple(x.shape)}")
+
+
+def _check_mask(name: str, m: torch.Tensor, w: torch.Tensor) -> None:
+    if m.ndim != 4 or m.shape[0] != w.shape[0] or m.shape[2:] != w.shape[2:] or m.shape[1] not in (1, w.shape[1]):
+        raise ShapeError(
+            f"{name} must have shape (B, 1, G, G) matching the image {tuple(w.shape)}, got {tuple(m.shape)}"
+        )
+
+
+def mirror_columns(x: torch.Tensor) -> torch.Tensor:
+    """Mirror a flattened grid: column c ↔ G − 1 − c. Tensor (..., G, G) → same shape."""
+    return torch.flip(x, dims=(-1,))
+
+
+def mask_from_nonzero(w: torch.Tensor) -> torch.Tensor:
+    """The authors' implicit mask: 1 where the masked sample is not exactly 0, per channel; (B, C, G, G)."""
+    return (w != 0).to(w.dtype)
+
+
+def symmetry_loss(w: torch.Tensor, mask: torch.Tensor, reduction: Reduction = "mean") -> torch.Tensor:
+    """Bilateral symmetry loss (paper eq. 2).
+
+    Over the cells visible both at (r, c) and at the mirror cell (r, G − 1 − c), the squared colour
+    difference between the two.
+
+    Args:
+        w: flattened images, tensor of shape (B, C, G, G).
+        mask: visibility, tensor of shape (B, 1, G, G) (or (B, C, G, G)), values in {0, 1}; detached.
+        reduction: ``"sum"`` over everything, or ``"mean"`` over the number of compared entries
+            (cells × channels, both halves counted, the count treated as a constant).
+
+    Returns:
+        Scalar tensor.
+    """
+    _check_image("w", w)
+    _check_mask("mask", mask, w)
+    m = (mask * mirror_columns(mask)).detach()
+    d = (w - mirror_columns(w)) * m
+    total = (d * d).sum()
+    if reduction == "sum":
+        return total
+    count = (m.expand_as(w) if m.shape[1] == 1 else m).sum().clamp(min=1.0)
+    return total / count
+
+
+def siamese_loss(
+    w1: torch.Tensor,
+    mask1: torch.Tensor,
+    w2: torch.Tensor,
+    mask2: torch.Tensor,
+    *,
+    mode: Literal["mirrored", "direct"] = "mirrored",
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    """Siamese multi-view loss (paper eq. 3).
+
+    ``mode="mirrored"`` (default): ``w2`` is the flattened output of the horizontally reflected image;
+    it is mirrored back (columns reversed) before comparing, so that the same surface point is compared.
+    ``mode="direct"``: compare cell by cell, for true multi-view pairs of the same face (or to reproduce
+    the authors' comparison, which does not mirror).
+
+    Args:
+        w1, w2: flattened images, tensors of shape (B, C, G, G).
+        mask1, mask2: their visibility masks, (B, 1, G, G).
+        mode: see above.
+        reduction: ``"sum"`` or ``"mean"`` over the compared entries.
+
+    Returns:
+        Scalar tensor.
+    """
+    for name, x in (("w1", w1), ("w2", w2)):
+        _check_image(name, x)
+    if w1.shape != w2.shape:
+        raise ShapeError(f"w1 and w2 must have the same shape, got {tuple(w1.shape)} and {tuple(w2.shape)}")
+    _check_mask("mask1", mask1, w1)
+    _check_mask("mask2", mask2, w2)
+    if mode == "mirrored":
+        w2, mask2 = mirror_columns(w2), mirror_columns(mask2)
+    elif mode != "direct":
+        raise ValueError(f"mode={mode!r}: use 'mirrored' or 'direct'")
+    m = (mask1 * mask2).detach()
+    d = (w1 - w2) * m
+    total = (d * d).sum()
+    if reduction == "sum":
+        return total
+    count = (m.expand_as(w1) if m.shape[1] == 1 else m).sum().clamp(min=1.0)
+    return total / count
+
+
+def landmark_loss(
+    pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, reduction: Reduction = "sum"
+) -> torch.Tensor:
+    """Landmark loss (paper eq. 5): Σ_b Σ_l c_bl ‖ŷ_bl − y_bl‖².
+
+    Args:
+        pred: predicted landmark positions, (B, L, 2), in the label frame the grid layer uses.
+        target: labelled positions, (B, L, 2), same frame.
+        weight: confidences c, (B, L); 0 for invisible landmarks (their labels are ignored, even NaN).
+        reduction: ``"sum"`` (the authors') or ``"mean"`` (divided by the batch size B).
+
+    Returns:
+        Scalar tensor, squared pixels.
+    """
+    if pred.ndim != 3 or pred.shape[-1] != 2 or target.shape != pred.shape:
+        raise ShapeError(
+            f"pred and target must both have shape (B, L, 2), got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    if weight is None:
+        weight = torch.ones(pred.shape[:2], dtype=pred.dtype, device=pred.device)
+    if weight.shape != pred.shape[:2]:
+        raise ShapeError(f"weight must have shape {tuple(pred.shape[:2])}, got {tuple(weight.shape)}")
+    # Invisible labels may be stored as (0, 0) or NaN: zero them so they cannot poison the sum.
+    visible = weight != 0
+    target = torch.where(visible[..., None], target, pred.detach())
+    sq = ((pred - target) ** 2).sum(-1)
+    total = (weight * sq).sum()
+    return total if reduction == "sum" else total / pred.shape[0]
+
+
+def prior_loss(alpha: torch.Tensor, reduction: Reduction = "sum") -> torch.Tensor:
+    """Statistical prior (paper eq. 6): Σ_b ‖α_b‖², the negative log-likelihood of α ~ N(0, I) up to ½.
+
+    Args:
+        alpha: shape coefficients, (B, D).
+        reduction: ``"sum"`` over the batch (the authors') or ``"mean"``.
+    """
+    if alpha.ndim != 2:
+        raise ShapeError(f"alpha must have shape (B, D), got {tuple(alpha.shape)}")
+    total = (alpha * alpha).sum()
+    return total if reduction == "sum" else total / alpha.shape[0]
+
+
+# ----------------------------------------------------------------------------- the authors' layers
+class _SymmetryMatConvNet(torch.autograd.Function):
+    """``vl_nnsymmetry``: forward Σd²/#{x ≠ 0}; backward 2·(x − fliplr x)·m with no count (method-spec §5.3)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        fx = mirror_columns(x)
+        m = ((x != 0) & (fx != 0)).to(x.dtype)
+        d = (x - fx) * m
+        ctx.save_for_backward(d)
+        return (d * d).sum() / (x != 0).sum().clamp(min=1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor]:  # type: ignore[override]
+        (d,) = ctx.saved_tensors
+        return (2.0 * d * grad,)
+
+
+class _SiameseMatConvNet(torch.autograd.Function):
+    """``vl_nnsiamese``: forward Σ((x_odd − x_even)m)²/#{x ≠ 0}; backward gives *both* images +g (the bug)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        odd, even = x[0::2], x[1::2]
+        m = ((odd != 0) & (even != 0)).to(x.dtype)
+        d = (odd - even) * m
+        ctx.save_for_backward(d)
+        return (d * d).sum() / (x != 0).sum().clamp(min=1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor]:  # type: ignore[override]
+        (d,) = ctx.saved_tensors
+        g = 2.0 * d * grad
+        return (torch.repeat_interleave(g, 2, dim=0),)  # MATLAB repelem: the even image gets +g, not −g
+
+
+def symmetry_loss_matconvnet(w: torch.Tensor) -> torch.Tensor:
+    """The authors' symmetry layer on masked samples (B, C, G, G), with its (inconsistent) backward."""
+    _check_image("w", w)
+    return _SymmetryMatConvNet.apply(w)
+
+
+def siamese_loss_matconvnet(w: torch.Tensor) -> torch.Tensor:
+    """The authors' siamese layer on a batch of (original, mirror) pairs interleaved along B (B even)."""
+    _check_image("w", w)
+    if w.shape[0] % 2:
+        raise ShapeError(f"the siamese layer needs an even batch of (image, mirror) pairs, got B={w.shape[0]}")
+    return _SiameseMatConvNet.apply(w)
+
+
+# ---------------------------------------------------------------------------------- the objective
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the four terms. The defaults are the authors' (``opts.derOutputs``, method-spec §5)."""
+
+    landmark: float = 0.8998
+    prior: float = 0.1
+    siamese: float = 1e-4
+    symmetry: float = 1e-4
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+AUTHORS_WEIGHTS = LossWeights()
+
+
+def objective(
+    terms: dict[str, torch.Tensor], weights: LossWeights = AUTHORS_WEIGHTS, normaliser: float = 1.0
+) -> torch.Tensor:
+    """Weighted sum of the loss terms present in ``terms`` (keys: landmark, prior, siamese, symmetry).
+
+    ``normaliser`` divides the total: the authors' MatConvNet trainer divides the gradient by the
+    32 imdb images of a batch although the network sees 64 (each image and its mirror), method-spec §5.
+    """
+    unknown = set(terms) - set(weights.as_dict())
+    if unknown:
+        raise KeyError(f"unknown loss terms {sorted(unknown)}; expected a subset of {sorted(weights.as_dict())}")
+    total = sum(getattr(weights, k) * v for k, v in terms.items())
+    return total / normaliser  # type: ignore[return-value]
