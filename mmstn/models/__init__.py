@@ -1,12 +1,29 @@
 """Morphable models: the :class:`MorphableModel` type, the built-in synthetic model and file loaders."""
 
+from mmstn.models.authors import load_bfm_uv, read_anl, uv_mirror_map
+from mmstn.models.bfm2009 import load_bfm2009
+from mmstn.models.bfm2017 import load_bfm2017
 from mmstn.models.landmarks import AFLW21_FLIP, AFLW21_NAMES, IBUG68_FLIP, flip_permutation
 from mmstn.models.morphable import MorphableModel
+from mmstn.models.registry import available_models, load_model
+from mmstn.models.surrey import load_surrey
+from mmstn.models.tddfa import build_paper_model, load_tddfa_expressions, transfer_expressions
 
 __all__ = [
     "AFLW21_FLIP",
     "AFLW21_NAMES",
     "IBUG68_FLIP",
     "MorphableModel",
+    "available_models",
+    "build_paper_model",
     "flip_permutation",
+    "load_bfm2009",
+    "load_bfm2017",
+    "load_bfm_uv",
+    "load_model",
+    "load_surrey",
+    "load_tddfa_expressions",
+    "read_anl",
+    "transfer_expressions",
+    "uv_mirror_map",
 ]
