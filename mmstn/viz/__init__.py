@@ -1,6 +1,6 @@
 """Plotting helpers and widget factories used by the notebooks (matplotlib + ipywidgets)."""
 
-from mmstn.viz.environment import print_environment
+from mmstn.viz.environment import print_environment, use_compact_figures
 from mmstn.viz.mesh import draw_mesh, rotation_from_angles, save_figure
 
-__all__ = ["draw_mesh", "print_environment", "rotation_from_angles", "save_figure"]
+__all__ = ["draw_mesh", "print_environment", "rotation_from_angles", "save_figure", "use_compact_figures"]

@@ -6,8 +6,6 @@ nbval, and it shows exactly what the paper's orthographic camera sees.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -28,7 +26,7 @@ def rotation_from_angles(yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0
     """Rotation matrix (3, 3) for angles in degrees: R = R_z(roll) · R_x(pitch) · R_y(yaw).
 
     Positive yaw turns the face towards the viewer's right (the nose moves to +x), positive pitch tilts
-    the chin up (the nose moves to +y), positive roll turns the face counter-clockwise in the image.
+    the face down (the nose moves to −y), positive roll turns the face counter-clockwise in the image.
     """
     y, p, r = np.deg2rad([yaw, pitch, roll])
     ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
@@ -90,11 +88,12 @@ def draw_mesh(
     return v
 
 
-def save_figure(fig: Figure, name: str, dpi: int = 110) -> Path:
-    """Save ``fig`` as ``<figures_dir>/<name>.png`` (``MMSTN_FIGURES``) and return the path."""
-    path = runtime.figures_dir() / f"{name}.png"
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return path
+def save_figure(fig: Figure, name: str, dpi: int = 110) -> None:
+    """Save ``fig`` as ``<figures_dir>/<name>.png`` (``MMSTN_FIGURES``, default ``figures/``).
+
+    Returns nothing so that a notebook cell ending with this call shows only the figure.
+    """
+    fig.savefig(runtime.figures_dir() / f"{name}.png", dpi=dpi, bbox_inches="tight")
 
 
 def figure_to_png(fig: Figure, dpi: int = 80) -> bytes:

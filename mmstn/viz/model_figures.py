@@ -52,10 +52,11 @@ def fig_components(
         disp = (shapes - model.mean).norm(dim=-1)
         vmax = float(disp.max()) or 1.0
         for col in range(3):
-            colour = cmap(np.clip(disp[col].numpy() / vmax, 0, 1))[:, :3]
+            # the mean in its albedo, the ±kσ faces coloured by how far each vertex moved
+            colour = model.colour if col == 1 else cmap(np.clip(disp[col].numpy() / vmax, 0, 1))[:, :3]
             draw_mesh(axes[row, col], shapes[col], model.triangles, R=rotation_from_angles(yaw=30), colour=colour)
             label = ["−", "", "+"][col]
-            title = f"{kind} {row + 1}: {label}{sigma:g}σ" if col != 1 else f"mean (max {vmax:.1f} mm)"
+            title = f"{kind} {row + 1}: {label}{sigma:g}σ (max {vmax:.1f} mm)" if col != 1 else "mean"
             axes[row, col].set_title(title, fontsize=9)
     fig.suptitle(f"{kind} components of {model.name} (colour: displacement, mm)")
     fig.tight_layout()
