@@ -3,6 +3,7 @@
 from mmstn.models.authors import load_bfm_uv, read_anl, uv_mirror_map
 from mmstn.models.bfm2009 import load_bfm2009
 from mmstn.models.bfm2017 import load_bfm2017
+from mmstn.models.builtin import BUILTIN_SEED, builtin_model, clear_builtin_cache
 from mmstn.models.landmarks import AFLW21_FLIP, AFLW21_NAMES, IBUG68_FLIP, flip_permutation
 from mmstn.models.morphable import MorphableModel
 from mmstn.models.registry import available_models, load_model
@@ -11,11 +12,14 @@ from mmstn.models.tddfa import build_paper_model, load_tddfa_expressions, transf
 
 __all__ = [
     "AFLW21_FLIP",
+    "BUILTIN_SEED",
     "AFLW21_NAMES",
     "IBUG68_FLIP",
     "MorphableModel",
     "available_models",
     "build_paper_model",
+    "builtin_model",
+    "clear_builtin_cache",
     "flip_permutation",
     "load_bfm2009",
     "load_bfm2017",
