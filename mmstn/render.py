@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["Fragments", "rasterize", "render_colours"]
+__all__ = ["Fragments", "Lighting", "RenderedFace", "pose_vertices", "rasterize", "render_colours", "render_face"]
 
 
 def _np(x) -> np.ndarray:
@@ -149,3 +149,130 @@ def render_colours(fragments: Fragments, triangles, vertex_values, background=0.
     tri = f[fragments.face[m]]  # (P, 3)
     out[m] = np.einsum("pk,pkc->pc", fragments.bary[m], vals[tri])
     return out
+
+
+# ------------------------------------------------------------------------------ faces with known θ
+@dataclass(frozen=True)
+class Lighting:
+    """Ambient + Lambert lighting of a rendered face.
+
+    Attributes:
+        ambient: ambient term.
+        diffuse: Lambert term weight.
+        direction: direction *towards* the light in the camera frame (x right, y up, z to the viewer).
+    """
+
+    ambient: float = 0.45
+    diffuse: float = 0.6
+    direction: tuple[float, float, float] = (0.3, 0.4, 1.0)
+
+
+@dataclass
+class RenderedFace:
+    """One orthographic rendering of a morphable face with exact ground truth.
+
+    Attributes:
+        image: float32 tensor (3, H, W), RGB in [0, 1].
+        mask: bool array (H, W), True on the face.
+        points: tensor (N, 2), every vertex in the label frame (1-based column, y up).
+        visible: bool array (N,), exact (z-buffer) visibility of every vertex.
+        fragments: the rasterisation (visible triangle and barycentrics per pixel).
+    """
+
+    image: torch.Tensor
+    mask: np.ndarray
+    points: torch.Tensor
+    visible: np.ndarray
+    fragments: Fragments
+
+
+def pose_vertices(model, theta: torch.Tensor, scale_base: str | float = "exp"):
+    """Apply θ = (r, t, logs, α) to any morphable model (not only grid models).
+
+    Args:
+        model: a :class:`~mmstn.models.MorphableModel`.
+        theta: (B, 6 + D) with D ≤ the model's components.
+        scale_base: ``"exp"`` (paper) or ``"0.99"`` (authors' code).
+
+    Returns:
+        (points (B, N, 2) in the label frame, rotated shape (B, N, 3) in mm, scale (B, 1) px/mm).
+    """
+    from mmstn.layers.rotate import rotate_points
+    from mmstn.layers.rotation import rodrigues
+    from mmstn.layers.scale import log_scale_to_scale
+    from mmstn.stn import split_theta
+
+    theta = torch.as_tensor(theta, dtype=model.dtype)
+    d = theta.shape[-1] - 6
+    r, t, logs, alpha = split_theta(theta, d)
+    rotated = rotate_points(model.shape(alpha), rodrigues(r, "autograd"), "autograd")
+    s = log_scale_to_scale(logs, scale_base, "autograd")
+    points = rotated[..., :2] * s[:, None, :] + t[:, None, :]
+    return points, rotated, s
+
+
+def render_face(
+    model,
+    theta: torch.Tensor,
+    *,
+    image_size: int = 224,
+    albedo: torch.Tensor | np.ndarray | None = None,
+    lighting: Lighting = Lighting(),
+    background: torch.Tensor | np.ndarray | None = None,
+    scale_base: str | float = "exp",
+) -> RenderedFace:
+    """Render one face of ``model`` posed by θ with a z-buffer: orthographic, Lambert-lit, per-vertex colour.
+
+    Args:
+        model: the morphable model (its ``colour`` is the default albedo; grey when it has none).
+        theta: (6 + D,) or (1, 6 + D): r (rad), t (label frame px), logs, α.
+        image_size: H = W in pixels.
+        albedo: optional (N, 3) per-vertex albedo in [0, 1] (e.g. a subject's texture).
+        lighting: :class:`Lighting`.
+        background: optional (3, H, W) or (H, W, 3) image in [0, 1]; black by default.
+        scale_base: how logs maps to the scale (see :func:`pose_vertices`).
+
+    Returns:
+        :class:`RenderedFace`.
+    """
+    from mmstn.layers.grid import labels_to_pixels
+    from mmstn.layers.visibility import vertex_normals
+
+    theta = torch.as_tensor(theta).reshape(1, -1)
+    with torch.no_grad():
+        points, rotated, s = pose_vertices(model, theta, scale_base)
+        pix = labels_to_pixels(points[0].double(), image_size)
+        depth = rotated[0, :, 2].double() * s[0].double()
+        p3 = torch.cat([pix, depth[:, None]], 1).numpy()
+        normals = vertex_normals(rotated.double(), model.triangles, "area", "accumulate")[0]
+        normals = normals / normals.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    frag = rasterize(p3, model.triangles, image_size, image_size)
+    light = np.asarray(lighting.direction, dtype=np.float64)
+    light /= np.linalg.norm(light)
+    lambert = np.clip(normals.numpy() @ light, 0.0, 1.0)
+    if albedo is None:
+        albedo = model.colour if model.colour is not None else torch.full((model.n_vertices, 3), 0.75)
+    shade = lighting.ambient + lighting.diffuse * lambert
+    vertex_rgb = np.clip(_np(albedo).astype(np.float64) * shade[:, None], 0.0, 1.0)
+    if background is None:
+        bg = np.zeros((image_size, image_size, 3))
+    else:
+        bg = _np(background).astype(np.float64)
+        if bg.shape[0] == 3 and bg.shape[-1] != 3:
+            bg = bg.transpose(1, 2, 0)
+        if bg.shape != (image_size, image_size, 3):
+            raise ValueError(f"background must be ({image_size}, {image_size}, 3) or (3, H, W), got {bg.shape}")
+    img = render_colours(frag, model.triangles, vertex_rgb)
+    img = np.where(frag.mask[..., None], img, bg)
+    # exact visibility: the vertex is the front-most surface at its position (ray cast towards the viewer)
+    from mmstn.layers.visibility import occlusion_visibility
+
+    inside = (p3[:, 0] >= 0) & (p3[:, 0] <= image_size - 1) & (p3[:, 1] >= 0) & (p3[:, 1] <= image_size - 1)
+    visible = occlusion_visibility(rotated[0].double(), model.triangles, backface_culling=True).numpy() & inside
+    return RenderedFace(
+        image=torch.from_numpy(img.transpose(2, 0, 1).astype(np.float32)),
+        mask=frag.mask,
+        points=points[0],
+        visible=visible,
+        fragments=frag,
+    )
