@@ -12,6 +12,7 @@
 
 from mmstn.uv.authors_uv import BFM_UV_FACTS, describe_uv_layout, load_authors_uv
 from mmstn.uv.embedding import FoldOverWarning, UVEmbedding, boundary_loops, symmetric_tutte
+from mmstn.uv.grid_model import builtin_grid_model, make_grid_model
 from mmstn.uv.images import flattened_colour, geometry_image
 from mmstn.uv.laplacian import (
     cotangent_laplacian,
@@ -39,6 +40,7 @@ __all__ = [
     "UVEmbedding",
     "UVQuality",
     "boundary_loops",
+    "builtin_grid_model",
     "cotangent_laplacian",
     "cotangent_weights",
     "describe_uv_layout",
@@ -51,6 +53,7 @@ __all__ = [
     "landmarks_to_grid",
     "laplacian_from_weights",
     "load_authors_uv",
+    "make_grid_model",
     "mean_value_weights",
     "mirror_from_positions",
     "mirror_from_uv",

@@ -1,0 +1,127 @@
+"""Fitting θ by gradient descent (the authors' demo.m): convergence on the built-in model and on the demo crops."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import matplotlib.image
+import pytest
+import torch
+
+from mmstn.fitting import fit, initial_theta, landmark_error, rotation_error_deg
+from mmstn.layers.grid import pixels_to_labels
+from mmstn.losses import LossWeights
+from mmstn.models import builtin_model
+from mmstn.render import render_face
+from mmstn.stn import STN3DMM, STNConfig
+from mmstn.uv import builtin_grid_model
+
+
+@pytest.fixture(scope="module")
+def stn() -> STN3DMM:
+    return STN3DMM(builtin_grid_model(112), STNConfig.faithful(scale_base="exp"))
+
+
+def _true_theta(seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    theta = torch.zeros(1, 16)
+    theta[0, 0] = math.radians(10)
+    theta[0, 1] = math.radians(30)
+    theta[0, 3:5] = torch.tensor([110.0, 115.0])
+    theta[0, 5] = math.log(0.7)
+    theta[0, 6:] = 0.7 * torch.randn(10, generator=g)
+    return theta
+
+
+def _labels(stn: STN3DMM, theta: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return stn.generator.landmarks(stn.generator(theta).points)
+
+
+def test_fit_converges_from_a_perturbed_start(stn: STN3DMM) -> None:
+    true = _true_theta()
+    labels = _labels(stn, true)
+    start = true.clone()
+    start[0, 1] -= math.radians(20)  # 20° yaw error
+    start[0, 3] += 10.0  # 10 px translation error
+    start[0, 6:] = 0.0
+    res = fit(stn, torch.zeros(1, 3, 224, 224), labels, theta0=start, n_iter=200)
+    pose_err = rotation_error_deg(res.theta[:, :3], true[:, :3]).item()
+    assert pose_err < 2.0
+    assert res.history["landmark_error"][-1] < 1.0
+    assert res.history["landmark_error"][0] > 5.0  # it really started far away
+    assert res.iterations <= 250
+    assert res.flattened.shape == (1, 3, 112, 112) and res.mask.shape == (1, 1, 112, 112)
+
+
+def test_initial_theta_recovers_scale_and_translation_of_a_frontal_mean_face(stn: STN3DMM) -> None:
+    true = torch.zeros(2, 16)
+    true[:, 3:5] = torch.tensor([[100.0, 120.0], [130.0, 95.0]])
+    true[:, 5] = torch.tensor([math.log(0.6), math.log(0.9)])
+    theta0 = initial_theta(stn, _labels(stn, true))
+    torch.testing.assert_close(theta0, true, atol=1e-3, rtol=0)
+
+
+def test_fit_on_a_rendered_builtin_face_with_known_theta(stn: STN3DMM) -> None:
+    true = _true_theta(seed=1)
+    model = builtin_model().subset(5, 5)
+    face = render_face(model, true[0])
+    idx = model.landmarks["aflw21"]
+    labels = face.points[idx][None]
+    vis = torch.from_numpy(face.visible[idx.numpy()]).float()[None]
+    assert 0 < vis.sum() < 21  # at 30° yaw the far ear is hidden
+    res = fit(stn, face.image[None], labels, vis, n_iter=200)
+    assert res.history["landmark_error"][-1] < 1.5
+    assert rotation_error_deg(res.theta[:, :3], true[:, :3]).item() < 3.0
+    # The fitted flattened face is mostly visible and non-black where visible.
+    m = res.mask[0, 0].bool()
+    assert m.float().mean() > 0.5
+    assert res.flattened[0][:, m].mean() > 0.2
+
+
+def test_invisible_landmarks_do_not_move_the_fit(stn: STN3DMM) -> None:
+    true = _true_theta(seed=2)
+    labels = _labels(stn, true)
+    vis = torch.ones(1, 21)
+    vis[0, 12] = 0
+    corrupted = labels.clone()
+    corrupted[0, 12] = torch.tensor([float("nan"), 1e6])
+    a = fit(stn, torch.zeros(1, 3, 224, 224), labels, vis, n_iter=60)
+    b = fit(stn, torch.zeros(1, 3, 224, 224), corrupted, vis, n_iter=60)
+    torch.testing.assert_close(a.theta, b.theta)
+
+
+def test_authors_gradient_descent_reduces_the_loss(stn: STN3DMM) -> None:
+    true = _true_theta(seed=3)
+    labels = _labels(stn, true)
+    res = fit(stn, torch.zeros(1, 3, 224, 224), labels, method="authors", n_iter=50)
+    assert res.history["loss"][-1] < res.history["loss"][0]
+
+
+def test_symmetry_term_is_used_when_weighted(stn: STN3DMM) -> None:
+    true = _true_theta(seed=4)
+    model = builtin_model().subset(5, 5)
+    face = render_face(model, true[0])
+    labels = face.points[model.landmarks["aflw21"]][None]
+    res = fit(stn, face.image[None], labels, n_iter=20, weights=LossWeights(symmetry=1.0, siamese=0.0))
+    assert len(res.history["loss"]) > 0 and math.isfinite(res.history["loss"][-1])
+    with pytest.raises(ValueError, match="method="):
+        fit(stn, face.image[None], labels, method="newton")  # type: ignore[arg-type]
+
+
+def test_fit_on_the_authors_demo_crops(stn: STN3DMM, shared_data) -> None:
+    folder = shared_data / "3dmmasstn_official"
+    if not (folder / "demodata_landmarks21.json").is_file():
+        pytest.skip(f"{folder} has no demodata_landmarks21.json (the authors' demo crops)")
+    meta = json.loads((folder / "demodata_landmarks21.json").read_text())
+    names = sorted(meta)
+    images = torch.stack([torch.from_numpy(matplotlib.image.imread(folder / n)[..., :3].copy()) for n in names])
+    images = images.permute(0, 3, 1, 2).float()
+    pixels = torch.tensor([meta[n]["landmarks_aflw21_xy_0based"] for n in names], dtype=torch.float32)
+    labels = pixels_to_labels(pixels, images.shape[-2])
+    res = fit(stn, images, labels, n_iter=300)  # all six crops in one batch
+    errors = landmark_error(res.landmarks, labels)
+    for name, err in zip(names, errors.tolist(), strict=True):
+        print(f"{name}: mean landmark error after fitting {err:.2f} px")
+    assert errors.mean().item() < 5.0
