@@ -14,8 +14,8 @@ import numpy as np
 
 __all__ = [
     "AFLW21_FLIP",
-    "AFLW21_NAMES",
     "AFLW21_MIDLINE",
+    "AFLW21_NAMES",
     "IBUG68_FLIP",
     "flip_permutation",
 ]
