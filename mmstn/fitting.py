@@ -29,7 +29,7 @@ from mmstn.layers.scale import scale_rate
 from mmstn.losses import LossWeights, landmark_loss, prior_loss, siamese_loss, symmetry_loss
 from mmstn.stn import STN3DMM, make_theta, split_theta
 
-__all__ = ["FitResult", "fit", "initial_theta", "landmark_error", "rotation_error_deg"]
+__all__ = ["FitResult", "fit", "initial_theta", "landmark_error", "loss_landscape", "rotation_error_deg"]
 
 #: Weights used for fitting: the authors' landmark and prior weights, no appearance terms.
 FIT_WEIGHTS = LossWeights(landmark=0.8998, prior=0.1, siamese=0.0, symmetry=0.0)
@@ -264,3 +264,50 @@ def _mirror_theta(theta: torch.Tensor, width: int) -> torch.Tensor:
     m[:, 2] = -theta[:, 2]
     m[:, 3] = width + 1 - theta[:, 3]
     return m
+
+
+def loss_landscape(
+    stn: STN3DMM,
+    image: torch.Tensor,
+    labels: torch.Tensor,
+    theta: torch.Tensor,
+    yaw_offsets_deg,
+    *,
+    weight: torch.Tensor | None = None,
+    mirrored_image: torch.Tensor | None = None,
+    mirrored_theta: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """The losses as functions of a yaw offset added to θ's axis-angle y component.
+
+    Args:
+        stn: the STN.
+        image: (C, H, W) one image; labels: (L, 2) its landmarks (label frame); theta: (6 + D,) its true θ.
+        yaw_offsets_deg: 1-D sequence of offsets, degrees.
+        weight: (L,) landmark confidences.
+        mirrored_image, mirrored_theta: the reflected image and its (fixed, correct) θ; with them the
+            siamese term compares the offset fit of the image with the reflection's fit.
+
+    Returns:
+        ``{"landmark", "symmetry", "siamese"?}`` → tensors (K,) with the per-offset values.
+    """
+    offsets = torch.as_tensor(yaw_offsets_deg, dtype=theta.dtype)
+    thetas = theta.reshape(1, -1).repeat(len(offsets), 1)
+    thetas[:, 1] += torch.deg2rad(offsets)
+    images = image[None].expand(len(offsets), -1, -1, -1)
+    w = torch.ones(len(offsets), labels.shape[0], dtype=theta.dtype) if weight is None else \
+        weight.reshape(1, -1).expand(len(offsets), -1)
+    with torch.no_grad():
+        out = stn(images, thetas)
+        lm = ((out.landmarks - labels[None]) ** 2).sum(-1)
+        curves = {
+            "landmark": (w * lm).sum(-1),
+            "symmetry": torch.stack([symmetry_loss(out.flattened[k : k + 1], out.mask[k : k + 1])
+                                     for k in range(len(offsets))]),
+        }
+        if mirrored_image is not None and mirrored_theta is not None:
+            ref = stn(mirrored_image[None], mirrored_theta.reshape(1, -1))
+            curves["siamese"] = torch.stack([
+                siamese_loss(out.flattened[k : k + 1], out.mask[k : k + 1], ref.flattened, ref.mask)
+                for k in range(len(offsets))
+            ])
+    return curves

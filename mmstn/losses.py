@@ -29,6 +29,7 @@ __all__ = [
     "LossWeights",
     "landmark_loss",
     "mask_from_nonzero",
+    "matconvnet_gradient_ratios",
     "objective",
     "prior_loss",
     "siamese_loss",
@@ -255,3 +256,43 @@ def objective(
         raise KeyError(f"unknown loss terms {sorted(unknown)}; expected a subset of {sorted(weights.as_dict())}")
     total = sum(getattr(weights, k) * v for k, v in terms.items())
     return total / normaliser  # type: ignore[return-value]
+
+
+def matconvnet_gradient_ratios(w: torch.Tensor) -> dict[str, float]:
+    """How the authors' backward passes relate to the true gradients of their own forward values.
+
+    Args:
+        w: masked flattened outputs (B, C, G, G), B even, (original, mirror) pairs interleaved, with exact
+            zeros where invisible (the authors' convention).
+
+    Returns:
+        Least-squares ratios ⟨g_authors, g_true⟩ / ⟨g_true, g_true⟩, plus the count #{x ≠ 0} that the
+        forward divides by: ``symmetry`` (count / 2: no count in the backward, half the gradient),
+        ``siamese_original`` (count) and ``siamese_mirror`` (−count: the wrong sign).
+    """
+
+    def grads(fn) -> torch.Tensor:
+        x = w.detach().clone().requires_grad_(True)
+        fn(x).backward()
+        return x.grad
+
+    def true_symmetry(x: torch.Tensor) -> torch.Tensor:
+        m = mask_from_nonzero(x).detach()
+        m = m * mirror_columns(m)
+        return (((x - mirror_columns(x)) * m) ** 2).sum() / (x != 0).sum()
+
+    def true_siamese(x: torch.Tensor) -> torch.Tensor:
+        m = (mask_from_nonzero(x[0::2]) * mask_from_nonzero(x[1::2])).detach()
+        return (((x[0::2] - x[1::2]) * m) ** 2).sum() / (x != 0).sum()
+
+    def ratio(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float((a * b).sum() / (b * b).sum().clamp(min=1e-300))
+
+    g_sym, t_sym = grads(symmetry_loss_matconvnet), grads(true_symmetry)
+    g_siam, t_siam = grads(siamese_loss_matconvnet), grads(true_siamese)
+    return {
+        "count": float((w != 0).sum()),
+        "symmetry": ratio(g_sym, t_sym),
+        "siamese_original": ratio(g_siam[0::2], t_siam[0::2]),
+        "siamese_mirror": ratio(g_siam[1::2], t_siam[1::2]),
+    }

@@ -11,6 +11,7 @@ from mmstn.losses import (
     LossWeights,
     landmark_loss,
     mask_from_nonzero,
+    matconvnet_gradient_ratios,
     mirror_columns,
     objective,
     prior_loss,
@@ -153,3 +154,13 @@ def test_shape_errors_name_the_argument() -> None:
         prior_loss(torch.zeros(10))
     with pytest.raises(ShapeError, match="even batch"):
         siamese_loss_matconvnet(torch.ones(3, 3, G, G))
+
+
+def test_gradient_ratio_report_quantifies_the_authors_discrepancies() -> None:
+    w = _rand(4, 3, G, G) * (_rand(4, 3, G, G, seed=11) > 0.2)
+    report = matconvnet_gradient_ratios(w)
+    count = float((w != 0).sum())
+    assert report["count"] == count
+    assert report["symmetry"] == pytest.approx(count / 2, rel=1e-9)
+    assert report["siamese_original"] == pytest.approx(count, rel=1e-9)
+    assert report["siamese_mirror"] == pytest.approx(-count, rel=1e-9)

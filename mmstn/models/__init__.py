@@ -12,8 +12,8 @@ from mmstn.models.tddfa import build_paper_model, load_tddfa_expressions, transf
 
 __all__ = [
     "AFLW21_FLIP",
-    "BUILTIN_SEED",
     "AFLW21_NAMES",
+    "BUILTIN_SEED",
     "IBUG68_FLIP",
     "MorphableModel",
     "available_models",

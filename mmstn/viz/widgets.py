@@ -11,7 +11,7 @@ import torch
 from mmstn.models.morphable import MorphableModel
 from mmstn.viz.mesh import draw_mesh, figure_to_png, rotation_from_angles
 
-__all__ = ["ModelExplorer", "model_explorer"]
+__all__ = ["FitExplorer", "ModelExplorer", "fit_explorer", "model_explorer"]
 
 
 @dataclass
@@ -72,3 +72,79 @@ def model_explorer(model: MorphableModel, n_identity: int = 4, n_expression: int
         s.observe(explorer.render, names="value")
     explorer.render()
     return explorer
+
+
+@dataclass
+class FitExplorer:
+    """Re-runs a short fit when the starting yaw or a loss weight changes (notebook 05).
+
+    Attributes:
+        start_yaw: offset (degrees) of the starting yaw from the initial pose estimate.
+        weights: log10 weight sliders, keyed ``landmark``, ``prior``, ``symmetry``.
+        image: the ``ipywidgets.Image`` with the current fit (PNG).
+        status: a label with the final landmark error.
+        widget: the box to display.
+        last: the last :class:`mmstn.fitting.FitResult`.
+    """
+
+    start_yaw: widgets.FloatSlider
+    weights: dict[str, widgets.FloatSlider]
+    image: widgets.Image
+    status: widgets.Label
+    widget: widgets.Box
+    run: object
+    renders: int = 0
+    last: object = None
+
+    def refit(self, *_: object) -> None:
+        self.last = self.run(self)  # type: ignore[operator]
+        self.renders += 1
+
+
+def fit_explorer(stn, image: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None,
+                 n_iter: int = 40) -> FitExplorer:
+    """Widget: choose the starting yaw and the loss weights, watch a short fit of θ to one image.
+
+    Args:
+        stn: the :class:`~mmstn.stn.STN3DMM`.
+        image: (C, H, W); labels: (L, 2) landmark labels (label frame); weight: (L,) confidences.
+        n_iter: objective evaluations per fit (kept small so the widget stays responsive).
+    """
+    import math
+
+    from mmstn.fitting import fit, initial_theta
+    from mmstn.losses import LossWeights
+    from mmstn.viz.loss_figures import fig_fit
+
+    start_yaw = widgets.FloatSlider(value=0.0, min=-40, max=40, step=5, description="start yaw Δ (°)",
+                                    continuous_update=False, style={"description_width": "initial"})
+    defaults = {"landmark": math.log10(0.8998), "prior": -1.0, "symmetry": -4.0}
+    sliders = {
+        k: widgets.FloatSlider(value=v, min=-6, max=1, step=0.5, description=f"log₁₀ w {k}",
+                               continuous_update=False, style={"description_width": "initial"})
+        for k, v in defaults.items()
+    }
+    img = widgets.Image(format="png")
+    status = widgets.Label()
+    w = None if weight is None else weight[None]
+    theta_init = initial_theta(stn, labels[None], w)
+
+    def run(ex: FitExplorer):
+        start = theta_init.clone()
+        start[0, 1] += math.radians(ex.start_yaw.value)
+        lw = LossWeights(landmark=10 ** ex.weights["landmark"].value, prior=10 ** ex.weights["prior"].value,
+                         symmetry=10 ** ex.weights["symmetry"].value, siamese=0.0)
+        res = fit(stn, image[None], labels[None], w, theta0=start, n_iter=n_iter, weights=lw)
+        with torch.no_grad():
+            start_lm = stn.generator.landmarks(stn.generator(start).points)[0]
+        fig = fig_fit(image, labels, res.landmarks[0], res.flattened[0], res.mask[0], res.history, start_lm)
+        ex.image.value = figure_to_png(fig)
+        ex.status.value = f"final mean landmark error: {res.history['landmark_error'][-1]:.2f} px"
+        return res
+
+    box = widgets.VBox([start_yaw, *sliders.values(), status, img])
+    ex = FitExplorer(start_yaw, sliders, img, status, box, run)
+    for s in [start_yaw, *sliders.values()]:
+        s.observe(ex.refit, names="value")
+    ex.refit()
+    return ex
