@@ -1,0 +1,583 @@
+"""Self-occlusion by back-face testing, the visibility mask, and an exact occlusion reference.
+
+The authors' visibility layer (``vl_nnvisibilitymask.m`` + ``util/visibilityNotSelf.m``) computes
+per-vertex normals of the *rotated* 3-D shape X′ and calls a vertex visible when its normal points
+towards the camera. The orthographic camera looks along −z, so with our counter-clockwise winding
+(:mod:`mmstn.models.morphable`) and the standard face normal n_f = (p1 − p0) × (p2 − p0):
+
+    visible ⇔ n_z > 0   (``strict=True``, our default)      or   n_z ≥ 0  (``strict=False``, the authors')
+
+The authors' reversed cross product on their clockwise faces is the same vector, so the two tests
+differ only where n_z is exactly 0. The mask carries no gradient (the authors' backward returns zeros);
+everything here runs under ``torch.no_grad()``.
+
+Vertex normals, options
+-----------------------
+``weighting`` (how the incident faces' normals are combined):
+
+* ``"area"``: Σ_f n_f with the unnormalised n_f (|n_f| = 2·area) — area weighting;
+* ``"angle"``: Σ_f φ_f(v)·n_f/|n_f|, φ the corner angle at v — the usual angle weighting;
+* ``"angle_area"``: Σ_f φ_f(v)·n_f — what the authors' code forms (angle × unnormalised normal).
+
+``rule``:
+
+* ``"accumulate"``: the sums above (the sound vertex normal);
+* ``"last_write"``: the authors' MATLAB ``N(tri(:, k), :) = ...`` keeps, for repeated indices, the last
+  write: a vertex takes the weighted normal of the *last* face (in face order) in which it sits at the
+  last-written corner; corners are written in ``corner_order``. The authors' faces are ours with
+  corners 1 and 2 swapped, so their order on our faces is ``(0, 2, 1)`` (:data:`AUTHORS_CORNER_ORDER`).
+  Reproducing their mask bit for bit also needs their face order, which the method spec does not pin.
+
+For a visibility *mask* only the sign of n_z matters. With area weighting n_z depends only on the x
+and y coordinates: it is twice the signed area of each projected triangle, summed per vertex. For a
+model whose triangles are :func:`~mmstn.layers.grid.grid_triangles` (in any order / cyclic rotation)
+the sums are done with slices of the (G, G) layout instead of scatter/gather — see
+:func:`grid_vertex_normals`. They equal the mesh formula exactly (same additions, other order).
+
+Exact reference
+---------------
+:func:`occlusion_visibility` casts a ray from every vertex towards the camera (+z) and reports whether
+it leaves the mesh without hitting another triangle (a z-buffer at the vertices, exact, in NumPy).
+With ``backface_culling=True`` it also requires n_z > 0, i.e. "seen from the front and not hidden".
+:func:`mislabelled_fraction` compares a back-face mask with it (the paper: about 5 % mislabelled).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmstn.errors import ShapeError
+from mmstn.layers._common import check_tensor
+from mmstn.layers.grid import grid_triangles
+
+__all__ = [
+    "AUTHORS_CORNER_ORDER",
+    "Rule",
+    "VisibilityMask",
+    "Weighting",
+    "backface_visibility",
+    "corner_angles",
+    "face_normals",
+    "grid_layout",
+    "grid_normal_z",
+    "grid_vertex_normals",
+    "last_write_sources",
+    "mislabelled_fraction",
+    "occlusion_visibility",
+    "vertex_normals",
+    "visibility_mask",
+]
+
+Weighting = Literal["area", "angle", "angle_area"]
+Rule = Literal["accumulate", "last_write"]
+_WEIGHTINGS = ("area", "angle", "angle_area")
+_RULES = ("accumulate", "last_write")
+
+#: The order in which the authors' code writes the corners, expressed on our (CCW) faces.
+AUTHORS_CORNER_ORDER: tuple[int, int, int] = (0, 2, 1)
+
+
+def _check_options(weighting: str, rule: str, corner_order: tuple[int, ...]) -> None:
+    if weighting not in _WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {_WEIGHTINGS}, got {weighting!r}")
+    if rule not in _RULES:
+        raise ValueError(f"rule must be one of {_RULES}, got {rule!r}")
+    if sorted(corner_order) != [0, 1, 2]:
+        raise ValueError(f"corner_order must be a permutation of (0, 1, 2), got {corner_order}")
+
+
+def _check_faces(faces: torch.Tensor, n: int) -> torch.Tensor:
+    faces = torch.as_tensor(faces)
+    if faces.ndim != 2 or faces.shape[1] != 3 or torch.is_floating_point(faces):
+        raise ShapeError(f"faces must be an integer tensor of shape (F, 3), got {tuple(faces.shape)}")
+    faces = faces.long()
+    if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= n):
+        raise ShapeError(f"faces index vertices outside [0, {n}) (0-based indices expected)")
+    return faces
+
+
+# ----------------------------------------------------------------------------------- mesh formulas
+def face_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Unnormalised face normals n_f = (p1 − p0) × (p2 − p0), |n_f| = 2·area.
+
+    Args:
+        vertices: (B, N, 3).
+        faces: (F, 3) int64, 0-based, counter-clockwise seen from the front.
+
+    Returns:
+        (B, F, 3); towards +z for faces that face the camera.
+    """
+    b = vertices.shape[0]
+    p = vertices.index_select(1, faces.reshape(-1)).view(b, -1, 3, 3)
+    return torch.linalg.cross(p[:, :, 1] - p[:, :, 0], p[:, :, 2] - p[:, :, 0], dim=-1)
+
+
+def _angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Angle between vectors (..., 3), in [0, π], via atan2(|a × b|, a·b) (accurate at 0 and π)."""
+    return torch.atan2(torch.linalg.cross(a, b, dim=-1).norm(dim=-1), (a * b).sum(-1))
+
+
+def corner_angles(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Interior angles of every triangle at its three corners.
+
+    Args:
+        vertices: (B, N, 3).
+        faces: (F, 3) int64.
+
+    Returns:
+        (B, F, 3) radians; column k is the angle at corner k (the three sum to π).
+    """
+    b = vertices.shape[0]
+    p = vertices.index_select(1, faces.reshape(-1)).view(b, -1, 3, 3)
+    p0, p1, p2 = p.unbind(2)
+    return torch.stack([_angle(p1 - p0, p2 - p0), _angle(p2 - p1, p0 - p1), _angle(p0 - p2, p1 - p2)], -1)
+
+
+def _corner_weighted(vertices: torch.Tensor, faces: torch.Tensor, weighting: str) -> torch.Tensor:
+    """(B, F, 3 corners, 3) weighted normal contributions of every face corner."""
+    n = face_normals(vertices, faces)
+    if weighting == "area":
+        return n[:, :, None, :].expand(-1, -1, 3, -1)
+    ang = corner_angles(vertices, faces)
+    if weighting == "angle":
+        n = n / n.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(n.dtype).tiny)
+    return ang[..., None] * n[:, :, None, :]
+
+
+def last_write_sources(
+    faces: torch.Tensor, n_vertices: int, corner_order: tuple[int, int, int] = (0, 1, 2)
+) -> torch.Tensor:
+    """For each vertex, the (face, corner) whose value survives MATLAB's "last write wins" loop.
+
+    The loop writes corner ``corner_order[0]`` of every face in face order, then ``corner_order[1]``,
+    then ``corner_order[2]``; a later write to the same vertex replaces an earlier one.
+
+    Args:
+        faces: (F, 3) int64.
+        n_vertices: N.
+        corner_order: the order in which the corners are written.
+
+    Returns:
+        (N,) int64 flat indices 3·face + corner, or −1 for vertices in no face.
+    """
+    f = np.asarray(torch.as_tensor(faces).cpu().numpy(), dtype=np.int64)
+    src = np.full(n_vertices, -1, dtype=np.int64)
+    for k in corner_order:
+        last = np.full(n_vertices, -1, dtype=np.int64)
+        np.maximum.at(last, f[:, k], np.arange(f.shape[0], dtype=np.int64))  # last face writing v
+        hit = last >= 0
+        src[hit] = 3 * last[hit] + k
+    return torch.from_numpy(src).to(torch.as_tensor(faces).device)
+
+
+def vertex_normals(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    weighting: Weighting = "area",
+    rule: Rule = "accumulate",
+    corner_order: tuple[int, int, int] = (0, 1, 2),
+) -> torch.Tensor:
+    """Per-vertex normals of a triangle mesh (general mesh formula, scatter/gather).
+
+    Args:
+        vertices: (B, N, 3).
+        faces: (F, 3) int64, 0-based, CCW seen from the front.
+        weighting: ``"area"``, ``"angle"`` or ``"angle_area"`` (module docstring).
+        rule: ``"accumulate"`` (sum over incident faces) or ``"last_write"`` (the authors' loop).
+        corner_order: corner write order for ``"last_write"``.
+
+    Returns:
+        (B, N, 3) unnormalised vertex normals (zero for vertices in no face).
+    """
+    check_tensor("vertices", vertices, 3, (3,))
+    _check_options(weighting, rule, corner_order)
+    faces = _check_faces(faces, vertices.shape[1])
+    b, n = vertices.shape[:2]
+    contrib = _corner_weighted(vertices, faces, weighting)  # (B, F, 3, 3)
+    if rule == "accumulate":
+        out = vertices.new_zeros(b, n, 3)
+        for k in range(3):
+            out.index_add_(1, faces[:, k], contrib[:, :, k])
+        return out
+    src = last_write_sources(faces, n, corner_order)
+    flat = contrib.reshape(b, -1, 3)
+    out = flat.index_select(1, src.clamp_min(0))
+    return out * (src >= 0)[None, :, None]
+
+
+# ---------------------------------------------------------------------------------- grid formulas
+def grid_layout(faces: torch.Tensor, grid_size: int) -> Literal["exact", "same_set"] | None:
+    """Whether ``faces`` are the canonical grid triangulation (:func:`~mmstn.layers.grid.grid_triangles`).
+
+    Returns:
+        ``"exact"`` if identical (same order and corners), ``"same_set"`` if the same oriented triangles
+        in another order or cyclic corner rotation, ``None`` otherwise (e.g. clockwise faces).
+    """
+    g = int(grid_size)
+    faces = torch.as_tensor(faces).long().cpu()
+    ref = grid_triangles(g)
+    if faces.shape != ref.shape:
+        return None
+    if torch.equal(faces, ref):
+        return "exact"
+
+    def canon(f: torch.Tensor) -> torch.Tensor:
+        shift = f.argmin(1)
+        idx = (shift[:, None] + torch.arange(3)[None]) % 3
+        r = f.gather(1, idx)
+        key = (r[:, 0] * g * g + r[:, 1]) * g * g + r[:, 2]
+        return key.sort().values
+
+    return "same_set" if torch.equal(canon(faces), canon(ref)) else None
+
+
+def _cells(p: torch.Tensor):
+    """TL, BL, TR, BR corner views of a (B, G, G, ...) grid, each (B, G−1, G−1, ...)."""
+    return p[:, :-1, :-1], p[:, 1:, :-1], p[:, :-1, 1:], p[:, 1:, 1:]
+
+
+def _scatter_cells(out: torch.Tensor, tl, bl, tr, br) -> torch.Tensor:
+    """Add per-cell corner contributions (each (B, G−1, G−1, ...)) into a (B, G, G, ...) tensor."""
+    out[:, :-1, :-1] += tl
+    out[:, 1:, :-1] += bl
+    out[:, :-1, 1:] += tr
+    out[:, 1:, 1:] += br
+    return out
+
+
+def _grid_face_normal_z(xy: torch.Tensor, g: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """z of the unnormalised normals of the two triangles of every cell: (B, G−1, G−1) each."""
+    b = xy.shape[0]
+    x = xy[..., 0].reshape(b, g, g)
+    y = xy[..., 1].reshape(b, g, g)
+    xtl, xbl, xtr, xbr = _cells(x)
+    ytl, ybl, ytr, ybr = _cells(y)
+    # T1 = (TL, BL, TR): (BL − TL) × (TR − TL);  T2 = (BR, TR, BL): (TR − BR) × (BL − BR)
+    n1 = (xbl - xtl) * (ytr - ytl) - (ybl - ytl) * (xtr - xtl)
+    n2 = (xtr - xbr) * (ybl - ybr) - (ytr - ybr) * (xbl - xbr)
+    return n1, n2
+
+
+def grid_normal_z(vertices: torch.Tensor, grid_size: int) -> torch.Tensor:
+    """z of the area-weighted vertex normals of a grid model, from slices of the (G, G) layout.
+
+    Uses only x and y (n_z is twice the signed projected area), so 2-D projected points work too.
+
+    Args:
+        vertices: (B, N, 3) or (B, N, 2), N = G², canonical grid triangulation.
+        grid_size: G.
+
+    Returns:
+        (B, N): equal to ``vertex_normals(vertices, grid_triangles(G))[..., 2]``.
+    """
+    g = int(grid_size)
+    n1, n2 = _grid_face_normal_z(vertices, g)
+    both = n1 + n2
+    out = vertices.new_zeros(vertices.shape[0], g, g)
+    return _scatter_cells(out, n1, both, both, n2).reshape(vertices.shape[0], g * g)
+
+
+def grid_vertex_normals(vertices: torch.Tensor, grid_size: int, weighting: Weighting = "area") -> torch.Tensor:
+    """Accumulated vertex normals of a grid model (canonical triangulation) without scatter/gather.
+
+    Args:
+        vertices: (B, N, 3), N = G².
+        grid_size: G.
+        weighting: ``"area"``, ``"angle"`` or ``"angle_area"``.
+
+    Returns:
+        (B, N, 3), equal (to rounding) to ``vertex_normals(vertices, grid_triangles(G), weighting)``.
+    """
+    check_tensor("vertices", vertices, 3, (3,))
+    _check_options(weighting, "accumulate", (0, 1, 2))
+    g = int(grid_size)
+    b = vertices.shape[0]
+    if vertices.shape[1] != g * g:
+        raise ShapeError(f"vertices must hold G² = {g * g} points, got {vertices.shape[1]}")
+    p = vertices.reshape(b, g, g, 3)
+    tl, bl, tr, br = _cells(p)
+    n1 = torch.linalg.cross(bl - tl, tr - tl, dim=-1)  # T1 = (TL, BL, TR)
+    n2 = torch.linalg.cross(tr - br, bl - br, dim=-1)  # T2 = (BR, TR, BL)
+    out = vertices.new_zeros(b, g, g, 3)
+    if weighting == "area":
+        both = n1 + n2
+        return _scatter_cells(out, n1, both, both, n2).reshape(b, g * g, 3)
+    a1 = (_angle(bl - tl, tr - tl), _angle(tr - bl, tl - bl), _angle(tl - tr, bl - tr))  # at TL, BL, TR
+    a2 = (_angle(tr - br, bl - br), _angle(bl - tr, br - tr), _angle(br - bl, tr - bl))  # at BR, TR, BL
+    if weighting == "angle":
+        tiny = torch.finfo(vertices.dtype).tiny
+        n1 = n1 / n1.norm(dim=-1, keepdim=True).clamp_min(tiny)
+        n2 = n2 / n2.norm(dim=-1, keepdim=True).clamp_min(tiny)
+    w = [a[..., None] for a in a1 + a2]
+    return _scatter_cells(out, w[0] * n1, w[1] * n1 + w[5] * n2, w[2] * n1 + w[4] * n2, w[3] * n2).reshape(b, g * g, 3)
+
+
+# ----------------------------------------------------------------------------------------- masks
+def backface_visibility(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    weighting: Weighting = "area",
+    rule: Rule = "accumulate",
+    strict: bool = True,
+    corner_order: tuple[int, int, int] = (0, 1, 2),
+    grid_size: int | None = None,
+) -> torch.Tensor:
+    """Back-face visibility of every vertex: visible ⇔ n_z > 0 (``strict``) or n_z ≥ 0.
+
+    Args:
+        vertices: (B, N, 3) rotated vertices (camera looks along −z).
+        faces: (F, 3) int64, CCW seen from the front.
+        weighting, rule, corner_order: see :func:`vertex_normals`.
+        strict: ``True`` for n_z > 0, ``False`` for the authors' n_z ≥ 0.
+        grid_size: G, to allow the fast grid path when ``faces`` are the grid triangulation.
+
+    Returns:
+        (B, N) bool, no gradient.
+    """
+    layer = VisibilityMask(
+        faces,
+        grid_size,
+        weighting=weighting,
+        rule=rule,
+        strict=strict,
+        corner_order=corner_order,
+        n_vertices=vertices.shape[1],
+    )
+    return layer.visible(vertices)
+
+
+def visibility_mask(
+    vertices: torch.Tensor,
+    grid_size: int,
+    faces: torch.Tensor | None = None,
+    weighting: Weighting = "area",
+    rule: Rule = "accumulate",
+    strict: bool = True,
+) -> torch.Tensor:
+    """The visibility mask of a grid model as an image.
+
+    Args:
+        vertices: (B, G², 3) rotated vertices X′ (before projection).
+        grid_size: G.
+        faces: (F, 3); default :func:`~mmstn.layers.grid.grid_triangles` (G).
+        weighting, rule, strict: see :func:`backface_visibility`.
+
+    Returns:
+        (B, 1, G, G) of 0/1 in the vertices' dtype, pixel (row, col) ↔ vertex row·G + col; no gradient.
+    """
+    faces = grid_triangles(grid_size, vertices.device) if faces is None else faces
+    return VisibilityMask(faces, grid_size, weighting=weighting, rule=rule, strict=strict)(vertices)
+
+
+class VisibilityMask(nn.Module):
+    """The visibility-mask layer with its topology pre-processed once.
+
+    Args:
+        faces: (F, 3) int64, CCW seen from the front.
+        grid_size: G when the model is a G×G grid model (enables the slice-based fast path and the
+            image-shaped output); ``None`` for a general mesh (then only :meth:`visible` works).
+        weighting, rule, strict, corner_order: see :func:`vertex_normals` / :func:`backface_visibility`.
+        n_vertices: N, when ``grid_size`` is ``None`` (default: ``faces.max() + 1``).
+
+    ``forward(vertices)``: (B, G², 3) → (B, 1, G, G) 0/1 mask, detached.
+    """
+
+    faces: torch.Tensor
+    sources: torch.Tensor
+    source_faces: torch.Tensor
+    has_source: torch.Tensor
+
+    def __init__(
+        self,
+        faces: torch.Tensor,
+        grid_size: int | None = None,
+        weighting: Weighting = "area",
+        rule: Rule = "accumulate",
+        strict: bool = True,
+        corner_order: tuple[int, int, int] = (0, 1, 2),
+        n_vertices: int | None = None,
+    ) -> None:
+        super().__init__()
+        _check_options(weighting, rule, tuple(corner_order))
+        faces = torch.as_tensor(faces)
+        if grid_size is not None:
+            n = int(grid_size) ** 2
+        elif n_vertices is not None:
+            n = int(n_vertices)
+        else:
+            n = int(faces.max()) + 1
+        faces = _check_faces(faces, n)
+        self.grid_size = None if grid_size is None else int(grid_size)
+        self.n_vertices = n
+        self.weighting, self.rule, self.strict = weighting, rule, bool(strict)
+        self.corner_order = tuple(corner_order)
+        self.layout = None if grid_size is None else grid_layout(faces, self.grid_size)
+        self.register_buffer("faces", faces.clone(), persistent=False)
+        src = last_write_sources(faces, n, self.corner_order) if rule == "last_write" else torch.empty(0).long()
+        self.register_buffer("sources", src, persistent=False)  # 3·face + corner, −1 for none
+        self.register_buffer("source_faces", src.clamp_min(0) // 3, persistent=False)
+        self.register_buffer("has_source", src >= 0, persistent=False)
+
+    def normal_z(self, vertices: torch.Tensor) -> torch.Tensor:
+        """The z component of the chosen vertex normals, (B, N, 3) → (B, N); no gradient.
+
+        For ``rule="last_write"`` it is the z of the surviving face's unweighted normal: the weight (an
+        angle, ≥ 0) does not change its sign, which is all the mask uses.
+        """
+        check_tensor("vertices", vertices, 3, (3,))
+        if vertices.shape[1] != self.n_vertices:
+            raise ShapeError(f"vertices must hold N = {self.n_vertices} points, got {vertices.shape[1]}")
+        with torch.no_grad():
+            v = vertices.detach()
+            g = self.grid_size
+            if self.rule == "last_write":
+                # only the sign of the source face's n_z matters (weights are angles ≥ 0)
+                if self.layout == "exact":
+                    n1, n2 = _grid_face_normal_z(v, g)
+                    face_z = torch.stack([n1, n2], -1).reshape(v.shape[0], -1)
+                else:
+                    xy = v[..., :2].index_select(1, self.faces.reshape(-1)).view(v.shape[0], -1, 3, 2)
+                    e1, e2 = xy[:, :, 1] - xy[:, :, 0], xy[:, :, 2] - xy[:, :, 0]
+                    face_z = e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]
+                return face_z.index_select(1, self.source_faces) * self.has_source
+            if self.layout is not None:
+                if self.weighting == "area":
+                    return grid_normal_z(v, g)
+                return grid_vertex_normals(v, g, self.weighting)[..., 2]
+            return vertex_normals(v, self.faces, self.weighting, "accumulate")[..., 2]
+
+    def visible(self, vertices: torch.Tensor) -> torch.Tensor:
+        """(B, N, 3) rotated vertices → (B, N) bool visibility."""
+        nz = self.normal_z(vertices)
+        return nz > 0 if self.strict else nz >= 0
+
+    def forward(self, vertices: torch.Tensor) -> torch.Tensor:
+        if self.grid_size is None:
+            raise ValueError("VisibilityMask needs grid_size to return an image; use .visible() for meshes")
+        g = self.grid_size
+        return self.visible(vertices).to(vertices.dtype).view(vertices.shape[0], 1, g, g)
+
+    def extra_repr(self) -> str:
+        return (
+            f"G={self.grid_size}, weighting={self.weighting!r}, rule={self.rule!r}, "
+            f"strict={self.strict}, layout={self.layout!r}"
+        )
+
+
+# ------------------------------------------------------------------------------- exact reference
+def _unoccluded_np(v: np.ndarray, f: np.ndarray, rel_tol: float) -> np.ndarray:
+    """For one mesh: True where the ray from the vertex towards +z hits no other triangle."""
+    n = v.shape[0]
+    p, z = v[:, :2], v[:, 2]
+    scale = float(np.ptp(v, axis=0).max()) or 1.0
+    eps_depth = rel_tol * scale
+    tri = p[f]  # (F, 3, 2)
+    lo, hi = tri.min(1), tri.max(1)
+    ext = (hi - lo).max(1)
+    h = float(np.median(ext)) if np.median(ext) > 0 else scale / max(np.sqrt(n), 1.0)
+    h = max(h, scale * 1e-6)
+    origin = p.min(0) - h
+    ncell = np.floor((p.max(0) - origin) / h).astype(np.int64) + 2
+    # vertices → cells, sorted by cell key
+    vc = np.floor((p - origin) / h).astype(np.int64)
+    vkey = vc[:, 0] * ncell[1] + vc[:, 1]
+    order = np.argsort(vkey, kind="stable")
+    skey = vkey[order]
+    # triangles → every cell their bounding box overlaps
+    c0 = np.floor((lo - origin) / h).astype(np.int64)
+    c1 = np.floor((hi - origin) / h).astype(np.int64)
+    span = c1 - c0 + 1
+    cnt = span[:, 0] * span[:, 1]
+    t_id = np.repeat(np.arange(f.shape[0]), cnt)
+    local = np.arange(t_id.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    ci = c0[t_id, 0] + local // span[t_id, 1]
+    cj = c0[t_id, 1] + local % span[t_id, 1]
+    key = ci * ncell[1] + cj
+    start = np.searchsorted(skey, key, "left")
+    stop = np.searchsorted(skey, key, "right")
+    m = stop - start
+    cand_t = np.repeat(t_id, m)
+    cand_v = order[np.repeat(start, m) + (np.arange(m.sum()) - np.repeat(np.cumsum(m) - m, m))]
+    # drop the triangles the vertex belongs to
+    keep = (f[cand_t] != cand_v[:, None]).all(1)
+    cand_t, cand_v = cand_t[keep], cand_v[keep]
+    # point-in-triangle test in the image plane, edges and corners included (a ray through another
+    # triangle's edge or corner is blocked); degenerate, edge-on triangles never occlude
+    a, b, c = tri[cand_t, 0], tri[cand_t, 1], tri[cand_t, 2]
+    q = p[cand_v]
+    det = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    ok = np.abs(det) > (1e-12 * scale * scale)
+    det = np.where(ok, det, 1.0)
+    l1 = ((q[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (q[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])) / det
+    l2 = ((b[:, 0] - a[:, 0]) * (q[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (q[:, 0] - a[:, 0])) / det
+    l0 = 1 - l1 - l2
+    bary_tol = 1e-9
+    inside = ok & (l0 >= -bary_tol) & (l1 >= -bary_tol) & (l2 >= -bary_tol)
+    zt = z[f[cand_t]]
+    depth = l0 * zt[:, 0] + l1 * zt[:, 1] + l2 * zt[:, 2]
+    hit = inside & (depth > z[cand_v] + eps_depth)
+    occluded = np.zeros(n, dtype=bool)
+    occluded[cand_v[hit]] = True
+    return ~occluded
+
+
+def occlusion_visibility(
+    vertices: torch.Tensor | np.ndarray,
+    faces: torch.Tensor | np.ndarray,
+    backface_culling: bool = False,
+    rel_tol: float = 1e-7,
+) -> torch.Tensor:
+    """Exact visibility by ray casting along the viewing direction (orthographic camera along −z).
+
+    A vertex is unoccluded when the ray from it towards the camera (+z) crosses no triangle that does
+    not contain the vertex, i.e. when it is the front-most surface point at its pixel (a z-buffer
+    evaluated exactly at the vertices). Triangles are binned on a uniform grid of the image plane, so
+    the cost is about linear in N + F.
+
+    Args:
+        vertices: (N, 3) or (B, N, 3) rotated vertices.
+        faces: (F, 3) int, 0-based.
+        backface_culling: also require n_z > 0 (area-weighted vertex normal), i.e. "seen from the
+            front and not hidden" — the right reference for an open surface such as a face mask, whose
+            back side would be inside the head.
+        rel_tol: depth tolerance relative to the mesh size.
+
+    Rays through another triangle's edge or corner count as blocked. On a closed convex mesh this
+    agrees with the back-face test except at rim vertices whose normal points slightly away from the
+    camera while their ray grazes past the polyhedron (a band of O(1/√N) vertices).
+
+    Returns:
+        bool tensor (N,) or (B, N): True = visible.
+    """
+    v = torch.as_tensor(vertices)
+    squeeze = v.ndim == 2
+    if squeeze:
+        v = v[None]
+    check_tensor("vertices", v, 3, (3,))
+    f = _check_faces(torch.as_tensor(faces), v.shape[1])
+    vn = v.detach().cpu().double().numpy()
+    fn = f.cpu().numpy()
+    out = torch.from_numpy(np.stack([_unoccluded_np(vn[i], fn, rel_tol) for i in range(vn.shape[0])]))
+    if backface_culling:
+        nz = vertex_normals(v.detach().double(), f, "area")[..., 2].cpu()
+        out = out & (nz > 0)
+    out = out.to(v.device)
+    return out[0] if squeeze else out
+
+
+def mislabelled_fraction(approx: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
+    """Fraction of vertices on which two visibility labellings disagree.
+
+    Args:
+        approx, exact: bool (..., N).
+
+    Returns:
+        (...,) float64 in [0, 1].
+    """
+    if approx.shape != exact.shape:
+        raise ShapeError(f"approx {tuple(approx.shape)} and exact {tuple(exact.shape)} differ in shape")
+    return (approx.bool() != exact.bool()).double().mean(-1)
