@@ -80,13 +80,17 @@ def symmetry_loss(w: torch.Tensor, mask: torch.Tensor, reduction: Reduction = "m
     """
     _check_image("w", w)
     _check_mask("mask", mask, w)
-    m = (mask * mirror_columns(mask)).detach()
-    d = (w - mirror_columns(w)) * m
-    total = (d * d).sum()
+    # Each pair (c, G − 1 − c) appears twice in the sum: evaluate the left half once and double it
+    # (half the memory traffic; an odd G's centre column is its own mirror and contributes 0).
+    g = w.shape[-1]
+    h = g // 2
+    m = (mask[..., :h] * mask[..., g - h :].flip(-1)).detach()
+    diff = w[..., :h] - w[..., g - h :].flip(-1)
+    total = 2.0 * (diff.square() * m).sum()
     if reduction == "sum":
         return total
-    count = (m.expand_as(w) if m.shape[1] == 1 else m).sum().clamp(min=1.0)
-    return total / count
+    count = 2.0 * m.sum() * (w.shape[1] if m.shape[1] == 1 else 1)
+    return total / count.clamp(min=1.0)
 
 
 def siamese_loss(
@@ -125,12 +129,11 @@ def siamese_loss(
     elif mode != "direct":
         raise ValueError(f"mode={mode!r}: use 'mirrored' or 'direct'")
     m = (mask1 * mask2).detach()
-    d = (w1 - w2) * m
-    total = (d * d).sum()
+    total = ((w1 - w2).square() * m).sum()  # m is 0/1, so m·d² = (m·d)²
     if reduction == "sum":
         return total
-    count = (m.expand_as(w1) if m.shape[1] == 1 else m).sum().clamp(min=1.0)
-    return total / count
+    count = m.sum() * (w1.shape[1] if m.shape[1] == 1 else 1)
+    return total / count.clamp(min=1.0)
 
 
 def landmark_loss(
