@@ -1,0 +1,1195 @@
+"""Synthetic face images with exact ground truth: θ, landmarks, visibility, subject, face mask.
+
+Every image is an orthographic, Lambert-lit rendering of the morphable model (the built-in one by default)
+posed by a known θ = (r, t, logs, α) (:mod:`mmstn.stn` layout, s = exp(logs) px/mm, t in label-frame
+pixels), over a random background, with optional flat-colour occluders. Generation is deterministic per
+(seed, index): sample ``index`` of a dataset with ``seed`` draws everything from
+``np.random.default_rng([seed, index])`` and from child streams of ``SeedSequence([seed, index])``, so any
+image can be regenerated alone, in any order, by any number of worker processes.
+
+The distributions (:class:`ThetaDistribution`, :class:`SceneDistribution`):
+
+* **Pose.** yaw ~ U(±90°), pitch ~ U(±30°), roll ~ U(±30°), turned into the axis-angle r of
+  R = R_z(roll) · R_y(yaw) · R_x(pitch) (pitch applied first, in the head frame; roll last, in the image
+  plane). In the model frame (x to the viewer's right, y up, z to the viewer) positive yaw turns the nose to
+  the image right, positive pitch tilts it down, positive roll turns the face counter-clockwise on screen.
+* **Shape.** α = (α_id, α_exp): the identity part is fixed per subject, α_id ~ N(0, I) drawn from
+  ``default_rng([seed, 1, subject_id])``; the expression part ~ N(0, I) per image; both optionally scaled,
+  and truncated to ±3 (``alpha_clip``).
+* **Texture.** Per subject β ~ N(0, I) (same subject stream); albedo = clip(colour + Σ_k β_k T_k, 0, 1).
+* **Scale.** s₀ = ``face_width_px`` / (ear-to-ear width of the mean face, the x-extent of its AFLW-21
+  landmarks): a face 120 px wide at 224², like the authors' crops (method-spec §6). For the built-in model
+  (and the BFM) that width is 178.0 mm, so s₀ = 0.674 px/mm; s = s₀ · U(0.9, 1.1).
+* **Translation.** t puts the centre of the posed landmark box (all 21 AFLW points, visible or not) at the
+  image centre ((W + 1)/2, (H + 1)/2) = (112.5, 112.5), plus U(±8 px) per axis, like a detector crop
+  (``centring="posed"``); ``"frontal"`` uses the frontal mean face's box for every pose instead.
+* **Light.** Ambient U(0.3, 0.6) + Lambert U(0.4, 0.8) from a direction with azimuth U(±60°) and
+  elevation U(±45°) about the viewing axis, per-channel gain U(0.9, 1.1).
+* **Background.** Smooth multi-scale noise, a linear colour gradient, or one or two other random faces
+  (random shape, texture, pose, scale 0.6–1.4 s₀, displaced 0.3–0.6 W) over noise or a gradient.
+* **Occluders.** With probability 0.3, one or two flat-colour rectangles or ellipses near the face.
+* **Pixel noise.** Gaussian, σ = 0.01, on the whole image.
+
+Ground truth per image (:func:`generate_sample`): the image (3, H, W) in [0, 1]; landmarks21 (21, 2) and,
+when the model has them, landmarks68 (68, 2) — the exact projections of the landmark vertices in the label
+frame, also for invisible ones; vis21/vis68: 1 when the landmark vertex is inside the image, faces the
+camera (area-weighted vertex normal n_z > 0), is not hidden by another part of the face (an exact ray cast,
+the same test as :func:`mmstn.layers.visibility.occlusion_visibility` with back-face culling) and is not
+covered by an occluder; the face mask (H, W) (face pixels not covered by an occluder); θ; the subject id.
+
+The renderer (:class:`FastFaceRenderer`) reuses :func:`mmstn.render.rasterize` and
+:func:`mmstn.render.render_colours` (so its pixels equal :func:`mmstn.render.render_face`'s for the same
+albedo and light) but poses in NumPy and computes visibility only for the landmark vertices: 14 ms of CPU
+per face of the built-in model instead of 30 ms. A whole sample (background, face, occluders, landmark
+visibility) takes about 24 ms; two worker processes make about 85 images/s (``benchmarks/bench_data.py``).
+
+On disk (:func:`generate_dataset`, :class:`SyntheticFaces`)::
+
+    out_dir/manifest.json            settings, model fingerprint, per-shard counts and SHA-256 checksums
+    out_dir/images_00000.npy         uint8 (n, H, W, 3)
+    out_dir/masks_00000.npy          uint8 (n, H, ⌈W/8⌉): the face masks, np.packbits along the width
+    out_dir/labels_00000.npz         landmarks21 (n, 21, 2) f32, vis21 (n, 21) f32, [landmarks68, vis68],
+                                     theta (n, 6 + D) f32, subject_id (n,) int64
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.spatial.transform import Rotation
+
+from mmstn.data.errors import DatasetFolderError
+from mmstn.render import Fragments, Lighting, rasterize, render_colours
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "FastFaceRenderer",
+    "FastRender",
+    "Occluder",
+    "SampleParameters",
+    "SceneDistribution",
+    "SyntheticFaces",
+    "SyntheticRender",
+    "ThetaDistribution",
+    "draw_parameters",
+    "euler_to_axis_angle",
+    "generate_dataset",
+    "generate_sample",
+    "model_fingerprint",
+    "reference_scale",
+    "reference_width_mm",
+    "render_parameters",
+    "subject_parameters",
+]
+
+#: Format tag and version written to ``manifest.json``.
+FORMAT = "mmstn-synthetic-faces"
+FORMAT_VERSION = 1
+
+_REFERENCE_SIZE = 224  # the distributions' pixel quantities refer to a 224 × 224 image
+_SUBJECT_STREAM = 1  # default_rng([seed, _SUBJECT_STREAM, subject_id]): per-subject identity and texture
+_BACKGROUNDS = ("noise", "gradient", "faces")
+
+
+# ------------------------------------------------------------------------------------------ distributions
+@dataclass(frozen=True)
+class ThetaDistribution:
+    """The distribution of the true θ (module docstring: the order of the rotations and the centring).
+
+    Angles in degrees, pixel quantities for a 224 × 224 image (scaled by image_size / 224 otherwise).
+
+    Attributes:
+        yaw_deg: yaw ~ U(−yaw_deg, yaw_deg) (rotation about the model's y axis).
+        pitch_deg: pitch ~ U(±pitch_deg) (about x).
+        roll_deg: roll ~ U(±roll_deg) (about z, the viewing axis).
+        identity_scale: α_id ~ N(0, identity_scale² I), fixed per subject.
+        expression_scale: α_exp ~ N(0, expression_scale² I), per image.
+        alpha_clip: truncate every α_k to ±alpha_clip (None: no truncation).
+        face_width_px: ear-to-ear width of the mean face at scale s₀ (the authors' crops: 120 px).
+        scale: fixed s₀ in px/mm (overrides ``face_width_px``).
+        scale_jitter: s = s₀ · U(1 − j, 1 + j).
+        translation_jitter_px: t = centre + U(±j) per axis.
+        centring: ``"posed"`` — the posed landmark box is centred; ``"frontal"`` — the frontal one.
+    """
+
+    yaw_deg: float = 90.0
+    pitch_deg: float = 30.0
+    roll_deg: float = 30.0
+    identity_scale: float = 1.0
+    expression_scale: float = 1.0
+    alpha_clip: float | None = 3.0
+    face_width_px: float = 120.0
+    scale: float | None = None
+    scale_jitter: float = 0.10
+    translation_jitter_px: float = 8.0
+    centring: Literal["posed", "frontal"] = "posed"
+
+    def __post_init__(self) -> None:
+        if self.centring not in ("posed", "frontal"):
+            raise ValueError(f"centring={self.centring!r}: use 'posed' or 'frontal'")
+        if not 0 <= self.scale_jitter < 1:
+            raise ValueError(f"scale_jitter={self.scale_jitter} must lie in [0, 1)")
+
+
+@dataclass(frozen=True)
+class SceneDistribution:
+    """Texture, light, background, occluders and noise of the synthetic images.
+
+    Attributes:
+        texture_scale: β ~ N(0, texture_scale² I) per subject.
+        background_weights: probabilities of the backgrounds ("noise", "gradient", "faces").
+        max_background_faces: "faces" backgrounds hold 1..max other faces.
+        occluder_probability: chance that an image has occluders (1..max_occluders of them).
+        max_occluders: at most this many occluders.
+        occluder_size: half-size range of an occluder, as a fraction of the face width in pixels.
+        ambient: ambient light range.
+        diffuse: Lambert weight range.
+        light_azimuth_deg: light direction azimuth ~ U(±) about the viewing axis (+ = from the right).
+        light_elevation_deg: elevation ~ U(±) (+ = from above).
+        light_gain_jitter: per-channel light colour gain U(1 ± j).
+        pixel_noise: standard deviation of the Gaussian noise added to every pixel.
+    """
+
+    texture_scale: float = 1.0
+    background_weights: tuple[float, float, float] = (0.3, 0.3, 0.4)
+    max_background_faces: int = 2
+    occluder_probability: float = 0.3
+    max_occluders: int = 2
+    occluder_size: tuple[float, float] = (0.08, 0.25)
+    ambient: tuple[float, float] = (0.3, 0.6)
+    diffuse: tuple[float, float] = (0.4, 0.8)
+    light_azimuth_deg: float = 60.0
+    light_elevation_deg: float = 45.0
+    light_gain_jitter: float = 0.1
+    pixel_noise: float = 0.01
+
+    def __post_init__(self) -> None:
+        w = np.asarray(self.background_weights, dtype=np.float64)
+        if w.shape != (3,) or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"background_weights={self.background_weights}: three non-negative weights, not all 0")
+        if not 0 <= self.occluder_probability <= 1:
+            raise ValueError(f"occluder_probability={self.occluder_probability} must lie in [0, 1]")
+
+
+def _to_json_dict(obj: Any) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(obj)))
+
+
+def _from_json_dict(cls: type, data: dict) -> Any:
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            v = data[f.name]
+            kwargs[f.name] = tuple(v) if isinstance(v, list) else v
+    return cls(**kwargs)
+
+
+# ------------------------------------------------------------------------------------------ geometry
+def euler_to_axis_angle(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Axis-angle r (3,) radians of R = R_z(roll) · R_y(yaw) · R_x(pitch); angles in radians."""
+    return Rotation.from_euler("ZYX", [roll, yaw, pitch]).as_rotvec()
+
+
+def _rotate(points: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """R·x for every row x of ``points`` (N, 3). einsum, not BLAS: multithreaded BLAS on tiny products is
+    slower than a loop and thrashes when several generator processes share the cores."""
+    return np.einsum("nj,ij->ni", points, rotation)
+
+
+def _rodrigues(r: np.ndarray) -> np.ndarray:
+    """R (3, 3) from axis-angle r (3,), float64, through :func:`mmstn.layers.rotation.rodrigues`."""
+    from mmstn.layers.rotation import rodrigues
+
+    return rodrigues(torch.as_tensor(np.asarray(r, dtype=np.float64)[None]), "autograd")[0].numpy()
+
+
+def reference_width_mm(model) -> float:
+    """Ear-to-ear width of the model's mean face in mm (x-extent of its AFLW-21 landmarks, else of all vertices)."""
+    mean = model.mean.detach().cpu().double().numpy()
+    idx = model.landmarks.get("aflw21")
+    if idx is not None and idx.numel() and int(idx.min()) >= 0:
+        x = mean[idx.cpu().numpy(), 0]
+    else:
+        x = mean[:, 0]
+    return float(np.ptp(x))
+
+
+def reference_scale(model, dist: ThetaDistribution = ThetaDistribution(), image_size: int = 224) -> float:
+    """s₀ in px/mm: ``dist.scale`` or ``face_width_px / reference_width_mm(model)``, times image_size / 224."""
+    s0 = dist.scale if dist.scale is not None else dist.face_width_px / reference_width_mm(model)
+    return float(s0) * image_size / _REFERENCE_SIZE
+
+
+# ------------------------------------------------------------------------------------------ renderer
+@dataclass
+class FastRender:
+    """One face rendered by :class:`FastFaceRenderer`.
+
+    Attributes:
+        image: float64 (H, W, 3) in [0, 1]: the face over the given background.
+        fragments: the rasterisation (:class:`mmstn.render.Fragments`); ``fragments.mask`` is the face.
+        points: float64 (N, 2), every vertex in the label frame.
+        rotated: float64 (N, 3), the rotated shape R·X(α) in mm.
+        scale: s in px/mm.
+        normal_z: float64 (N,), z of the area-weighted vertex normals of the rotated shape.
+    """
+
+    image: np.ndarray
+    fragments: Fragments
+    points: np.ndarray
+    rotated: np.ndarray
+    scale: float
+    normal_z: np.ndarray
+
+
+class FastFaceRenderer:
+    """A lighter :func:`mmstn.render.render_face` for data generation: NumPy posing, visibility on demand.
+
+    Pixels are identical to ``render_face`` for the same θ, albedo and :class:`~mmstn.render.Lighting`
+    (same rasteriser, same area-weighted normals and shading); :meth:`visibility` gives the exact
+    visibility of chosen vertices only.
+
+    Args:
+        model: a :class:`~mmstn.models.MorphableModel`.
+    """
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.mean = model.mean.detach().cpu().double().numpy()
+        self.basis = model.basis.detach().cpu().double().numpy().reshape(model.n_components, -1)
+        self.triangles = model.triangles.cpu().numpy().astype(np.int64)
+        self.n_vertices = self.mean.shape[0]
+        f = self.triangles
+        rows = f.reshape(-1)
+        cols = np.repeat(np.arange(len(f)), 3)
+        # vertex ← incident faces; summing unnormalised face normals gives the area-weighted vertex normals
+        self._incidence = sp.csr_matrix(
+            (np.ones(rows.size), (rows, cols)), shape=(self.n_vertices, len(f)), dtype=np.float64
+        )
+        self.colour = (
+            np.full((self.n_vertices, 3), 0.75)
+            if model.colour is None
+            else model.colour.detach().cpu().double().numpy()
+        )
+        self.texture = (
+            None
+            if model.texture_basis is None
+            else model.texture_basis.detach().cpu().double().numpy().reshape(model.texture_basis.shape[0], -1)
+        )
+
+    # -- geometry
+    def shape(self, alpha: np.ndarray) -> np.ndarray:
+        """X(α) (N, 3) mm for α (D′,), D′ ≤ D."""
+        a = np.asarray(alpha, dtype=np.float64)
+        return self.mean + np.einsum("k,kn->n", a, self.basis[: len(a)]).reshape(-1, 3)
+
+    def albedo(self, beta: np.ndarray | None) -> np.ndarray:
+        """clip(colour + Σ β_k T_k, 0, 1), (N, 3)."""
+        if beta is None or self.texture is None or len(beta) == 0:
+            return self.colour.copy()
+        b = np.asarray(beta, dtype=np.float64)
+        return np.clip(self.colour + np.einsum("k,kn->n", b, self.texture[: len(b)]).reshape(-1, 3), 0.0, 1.0)
+
+    def normal_z(self, rotated: np.ndarray) -> np.ndarray:
+        """Unnormalised area-weighted vertex normals (N, 3) of a rotated shape."""
+        f = self.triangles
+        p0, p1, p2 = rotated[f[:, 0]], rotated[f[:, 1]], rotated[f[:, 2]]
+        return self._incidence @ np.cross(p1 - p0, p2 - p0)
+
+    def pose(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """θ (6 + D′,) → (label-frame points (N, 2), rotated shape (N, 3) mm, s), with s = exp(logs)."""
+        th = np.asarray(theta, dtype=np.float64)
+        rotated = _rotate(self.shape(th[6:]), _rodrigues(th[0:3]))
+        s = float(np.exp(th[5]))
+        return rotated[:, :2] * s + th[3:5], rotated, s
+
+    # -- rendering
+    def render(
+        self,
+        theta: np.ndarray,
+        albedo: np.ndarray | None = None,
+        lighting: Lighting | None = None,
+        image_size: int = 224,
+        background: np.ndarray | None = None,
+        light_gain: Sequence[float] = (1.0, 1.0, 1.0),
+    ) -> FastRender:
+        """Render θ (exp scale) over ``background`` (H, W, 3) (black when None).
+
+        Args:
+            theta: (6 + D′,) θ.
+            albedo: (N, 3) in [0, 1]; the model's colour by default.
+            lighting: ambient, diffuse and the direction towards the light (camera frame); default ``Lighting()``.
+            image_size: H = W.
+            background: float (H, W, 3) in [0, 1] or None.
+            light_gain: per-channel multiplier of the shading (1 = white light, as ``render_face``).
+        """
+        points, rotated, s = self.pose(theta)
+        h = w = int(image_size)
+        p3 = np.empty((self.n_vertices, 3))
+        p3[:, 0] = points[:, 0] - 1.0
+        p3[:, 1] = h - points[:, 1]
+        p3[:, 2] = rotated[:, 2] * s
+        frag = rasterize(p3, self.triangles, h, w)
+        normals = self.normal_z(rotated)
+        nz = normals[:, 2].copy()
+        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+        lighting = Lighting() if lighting is None else lighting
+        light = np.asarray(lighting.direction, dtype=np.float64)
+        light = light / np.linalg.norm(light)
+        shade = lighting.ambient + lighting.diffuse * np.clip(np.einsum("nj,j->n", normals, light), 0.0, 1.0)
+        alb = self.colour if albedo is None else np.asarray(albedo, dtype=np.float64)
+        rgb = np.clip(alb * shade[:, None] * np.asarray(light_gain, dtype=np.float64), 0.0, 1.0)
+        img = render_colours(frag, self.triangles, rgb)
+        if background is not None:
+            img = np.where(frag.mask[..., None], img, background)
+        return FastRender(image=img, fragments=frag, points=points, rotated=rotated, scale=s, normal_z=nz)
+
+    def visibility(
+        self, render: FastRender, vertices: np.ndarray, image_size: int, rel_tol: float = 1e-7
+    ) -> np.ndarray:
+        """Exact visibility (Q,) bool of the chosen vertices of a rendering.
+
+        True when the vertex projects inside the image (0-based pixel coordinates in [0, size − 1]), its
+        area-weighted normal faces the camera (n_z > 0) and the ray from it towards the camera (+z) crosses
+        no triangle that does not contain it — :func:`mmstn.layers.visibility.occlusion_visibility`
+        (``backface_culling=True``) restricted to these vertices, with the same tolerances.
+        """
+        q = np.asarray(vertices, dtype=np.int64)
+        v = render.rotated
+        x0 = render.points[q, 0] - 1.0
+        y0 = image_size - render.points[q, 1]
+        inside = (x0 >= 0) & (x0 <= image_size - 1) & (y0 >= 0) & (y0 <= image_size - 1)
+        return inside & (render.normal_z[q] > 0) & _unoccluded_subset(v, self.triangles, q, rel_tol)
+
+
+def _unoccluded_subset(v: np.ndarray, f: np.ndarray, query: np.ndarray, rel_tol: float) -> np.ndarray:
+    """True where the ray from vertex ``query[i]`` towards +z hits no triangle not containing it.
+
+    The decisions (edge-inclusive barycentric test, depth tolerance ``rel_tol`` × the mesh's largest extent,
+    degenerate triangles never occlude) are those of ``mmstn.layers.visibility._unoccluded_np``; the
+    candidate pairs come from sorting the query points by x instead of a binning grid.
+    """
+    if len(query) == 0:
+        return np.zeros(0, dtype=bool)
+    uq, inverse = np.unique(query, return_inverse=True)
+    p, z = v[:, :2], v[:, 2]
+    scale = float(np.ptp(v, axis=0).max()) or 1.0
+    eps_depth = rel_tol * scale
+    tri = p[f]
+    pad = 1e-9 * scale
+    lo, hi = tri.min(axis=1) - pad, tri.max(axis=1) + pad
+    qp = p[uq]
+    order = np.argsort(qp[:, 0], kind="stable")
+    sx = qp[order, 0]
+    a = np.searchsorted(sx, lo[:, 0], "left")
+    b = np.searchsorted(sx, hi[:, 0], "right")
+    cnt = b - a
+    t_id = np.repeat(np.arange(len(f)), cnt)
+    local = np.arange(t_id.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    q_id = order[np.repeat(a, cnt) + local]
+    qy = qp[q_id, 1]
+    keep = (qy >= lo[t_id, 1]) & (qy <= hi[t_id, 1]) & (f[t_id] != uq[q_id][:, None]).all(axis=1)
+    t_id, q_id = t_id[keep], q_id[keep]
+    ta, tb, tc = tri[t_id, 0], tri[t_id, 1], tri[t_id, 2]
+    pt = qp[q_id]
+    det = (tb[:, 0] - ta[:, 0]) * (tc[:, 1] - ta[:, 1]) - (tb[:, 1] - ta[:, 1]) * (tc[:, 0] - ta[:, 0])
+    ok = np.abs(det) > (1e-12 * scale * scale)
+    det = np.where(ok, det, 1.0)
+    l1 = ((pt[:, 0] - ta[:, 0]) * (tc[:, 1] - ta[:, 1]) - (pt[:, 1] - ta[:, 1]) * (tc[:, 0] - ta[:, 0])) / det
+    l2 = ((tb[:, 0] - ta[:, 0]) * (pt[:, 1] - ta[:, 1]) - (tb[:, 1] - ta[:, 1]) * (pt[:, 0] - ta[:, 0])) / det
+    l0 = 1 - l1 - l2
+    tol = 1e-9
+    inside = ok & (l0 >= -tol) & (l1 >= -tol) & (l2 >= -tol)
+    zt = z[f[t_id]]
+    depth = l0 * zt[:, 0] + l1 * zt[:, 1] + l2 * zt[:, 2]
+    hit = inside & (depth > z[uq[q_id]] + eps_depth)
+    occluded = np.zeros(len(uq), dtype=bool)
+    occluded[q_id[hit]] = True
+    return ~occluded[inverse]
+
+
+_RENDERERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _renderer(model) -> FastFaceRenderer:
+    r = _RENDERERS.get(model)
+    if r is None:
+        r = _RENDERERS[model] = FastFaceRenderer(model)
+    return r
+
+
+# ------------------------------------------------------------------------------------------ parameters
+@dataclass(frozen=True)
+class Occluder:
+    """A flat-colour shape drawn over the face.
+
+    Attributes:
+        kind: ``"rect"`` or ``"ellipse"``.
+        centre: (x0, y0), 0-based pixel coordinates (y down).
+        half_size: (a, b) half-extents in pixels along the shape's own axes.
+        angle: rotation of the shape's axes, radians.
+        colour: RGB in [0, 1].
+    """
+
+    kind: Literal["rect", "ellipse"]
+    centre: tuple[float, float]
+    half_size: tuple[float, float]
+    angle: float
+    colour: tuple[float, float, float]
+
+    def contains(self, x0: np.ndarray, y0: np.ndarray) -> np.ndarray:
+        """bool array: which 0-based pixel positions (x0, y0) lie inside the shape (boundary included)."""
+        c, s = np.cos(self.angle), np.sin(self.angle)
+        dx, dy = np.asarray(x0) - self.centre[0], np.asarray(y0) - self.centre[1]
+        u = (c * dx + s * dy) / self.half_size[0]
+        v = (-s * dx + c * dy) / self.half_size[1]
+        if self.kind == "rect":
+            return np.maximum(np.abs(u), np.abs(v)) <= 1.0
+        return u * u + v * v <= 1.0
+
+
+@dataclass
+class SampleParameters:
+    """Everything random about one synthetic image (from :func:`draw_parameters`).
+
+    Attributes:
+        index, seed: the sample's coordinates.
+        subject_id: the subject (fixes α_id and β).
+        theta: float32 (6 + D,) θ; the rendering uses exactly these float32 values.
+        beta: (K,) the subject's texture coefficients.
+        lighting: ambient, diffuse, direction.
+        light_gain: (3,) per-channel gain.
+        background: ``"noise"``, ``"gradient"`` or ``"faces"``.
+        background_seed: seed of the background's own stream.
+        occluders: the occluders, possibly none.
+        noise_seed: seed of the pixel noise.
+        image_size: H = W.
+    """
+
+    index: int
+    seed: int
+    subject_id: int
+    theta: np.ndarray
+    beta: np.ndarray
+    lighting: Lighting
+    light_gain: tuple[float, float, float]
+    background: str
+    background_seed: int
+    occluders: list[Occluder] = field(default_factory=list)
+    noise_seed: int = 0
+    image_size: int = 224
+
+
+def subject_parameters(
+    model,
+    subject_id: int,
+    seed: int,
+    dist: ThetaDistribution = ThetaDistribution(),
+    scene: SceneDistribution = SceneDistribution(),
+) -> tuple[np.ndarray, np.ndarray]:
+    """A subject's identity coefficients α_id (n_identity,) and texture coefficients β (K,).
+
+    Drawn from ``default_rng([seed, 1, subject_id])``: the same for every image of the subject.
+    """
+    rng = np.random.default_rng([int(seed), _SUBJECT_STREAM, int(subject_id)])
+    alpha_id = rng.standard_normal(model.n_identity) * dist.identity_scale
+    n_tex = 0 if model.texture_basis is None else int(model.texture_basis.shape[0])
+    beta = rng.standard_normal(n_tex) * scene.texture_scale
+    if dist.alpha_clip is not None:
+        alpha_id = np.clip(alpha_id, -dist.alpha_clip, dist.alpha_clip)
+    return alpha_id, beta
+
+
+def _landmark_box_centre(points: np.ndarray) -> np.ndarray:
+    return (points.min(axis=0) + points.max(axis=0)) / 2.0
+
+
+def draw_parameters(
+    model,
+    index: int,
+    seed: int,
+    dist: ThetaDistribution = ThetaDistribution(),
+    scene: SceneDistribution = SceneDistribution(),
+    n_subjects: int = 100,
+    image_size: int = 224,
+) -> SampleParameters:
+    """Draw the parameters of sample ``index`` of the dataset ``seed`` (deterministic; module docstring)."""
+    if n_subjects < 1:
+        raise ValueError(f"n_subjects={n_subjects} must be at least 1")
+    if index < 0 or seed < 0:
+        raise ValueError(f"index={index} and seed={seed} must be non-negative")
+    rng = np.random.default_rng([int(seed), int(index)])
+    bg_ss, occ_ss, noise_ss = np.random.SeedSequence([int(seed), int(index)]).spawn(3)
+    k = image_size / _REFERENCE_SIZE
+
+    subject = int(rng.integers(n_subjects))
+    yaw, pitch, roll = np.deg2rad(rng.uniform(-1.0, 1.0, 3) * [dist.yaw_deg, dist.pitch_deg, dist.roll_deg])
+    alpha_exp = rng.standard_normal(model.n_expression) * dist.expression_scale
+    if dist.alpha_clip is not None:
+        alpha_exp = np.clip(alpha_exp, -dist.alpha_clip, dist.alpha_clip)
+    s = reference_scale(model, dist, image_size) * rng.uniform(1.0 - dist.scale_jitter, 1.0 + dist.scale_jitter)
+    jitter = rng.uniform(-1.0, 1.0, 2) * dist.translation_jitter_px * k
+    az = np.deg2rad(rng.uniform(-1.0, 1.0) * scene.light_azimuth_deg)
+    el = np.deg2rad(rng.uniform(-1.0, 1.0) * scene.light_elevation_deg)
+    lighting = Lighting(
+        ambient=float(rng.uniform(*scene.ambient)),
+        diffuse=float(rng.uniform(*scene.diffuse)),
+        direction=(float(np.sin(az) * np.cos(el)), float(np.sin(el)), float(np.cos(az) * np.cos(el))),
+    )
+    gain = tuple(float(g) for g in rng.uniform(1.0 - scene.light_gain_jitter, 1.0 + scene.light_gain_jitter, 3))
+    weights = np.asarray(scene.background_weights, dtype=np.float64)
+    background = _BACKGROUNDS[int(rng.choice(3, p=weights / weights.sum()))]
+
+    alpha_id, beta = subject_parameters(model, subject, seed, dist, scene)
+    alpha = np.concatenate([alpha_id, alpha_exp])
+    r = euler_to_axis_angle(yaw, pitch, roll)
+    renderer = _renderer(model)
+    centre = np.array([(image_size + 1) / 2.0, (image_size + 1) / 2.0])
+    lm = _landmark_vertices(model)
+    if dist.centring == "posed":
+        rotated_lm = _rotate(renderer.shape(alpha)[lm], _rodrigues(r))
+        offset = _landmark_box_centre(rotated_lm[:, :2])
+    else:
+        offset = _landmark_box_centre(renderer.mean[lm, :2])
+    t = centre + jitter - s * offset
+    theta = np.concatenate([r, t, [np.log(s)], alpha]).astype(np.float32)
+
+    occluders = _draw_occluders(np.random.default_rng(occ_ss), scene, theta, renderer, lm, image_size)
+    return SampleParameters(
+        index=int(index),
+        seed=int(seed),
+        subject_id=subject,
+        theta=theta,
+        beta=beta,
+        lighting=lighting,
+        light_gain=gain,  # type: ignore[arg-type]
+        background=background,
+        background_seed=int(bg_ss.generate_state(1, np.uint64)[0] >> np.uint64(1)),
+        occluders=occluders,
+        noise_seed=int(noise_ss.generate_state(1, np.uint64)[0] >> np.uint64(1)),
+        image_size=int(image_size),
+    )
+
+
+def _landmark_vertices(model) -> np.ndarray:
+    idx = model.landmarks.get("aflw21")
+    if idx is None or idx.numel() != 21 or int(idx.min()) < 0:
+        raise ValueError(
+            f"model {model.name!r} needs the 21 AFLW landmark vertices (landmarks['aflw21']) for synthetic data"
+        )
+    return idx.cpu().numpy().astype(np.int64)
+
+
+def _draw_occluders(
+    rng: np.random.Generator,
+    scene: SceneDistribution,
+    theta: np.ndarray,
+    renderer: FastFaceRenderer,
+    lm: np.ndarray,
+    image_size: int,
+) -> list[Occluder]:
+    if rng.uniform() >= scene.occluder_probability or scene.max_occluders < 1:
+        return []
+    points, _, s = renderer.pose(theta.astype(np.float64))
+    p = points[lm]
+    x0, y0 = p[:, 0] - 1.0, image_size - p[:, 1]
+    width_px = reference_width_mm(renderer.model) * s
+    out = []
+    for _ in range(int(rng.integers(1, scene.max_occluders + 1))):
+        cx = rng.uniform(x0.min(), x0.max())
+        cy = rng.uniform(y0.min(), y0.max())
+        half = rng.uniform(*scene.occluder_size, 2) * width_px
+        out.append(
+            Occluder(
+                kind="rect" if rng.uniform() < 0.5 else "ellipse",
+                centre=(float(cx), float(cy)),
+                half_size=(float(half[0]), float(half[1])),
+                angle=float(rng.uniform(0.0, np.pi)),
+                colour=tuple(float(c) for c in rng.uniform(0.0, 1.0, 3)),  # type: ignore[arg-type]
+            )
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------------------ backgrounds
+@functools.lru_cache(maxsize=32)
+def _bilinear_taps(cells: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear upsampling cells → size with half-pixel centres: (low index, high index, weight of high)."""
+    pos = np.clip((np.arange(size) + 0.5) * cells / size - 0.5, 0.0, cells - 1.0)
+    lo = np.floor(pos).astype(np.int64)
+    return lo, np.minimum(lo + 1, cells - 1), pos - lo
+
+
+def _smooth_noise(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Multi-scale value noise (size, size, 3) in [0, 1]: random grids of 3..48 cells, bilinearly upsampled."""
+    out = np.zeros((size, size, 3)) + rng.uniform(0.0, 1.0, 3)
+    for cells in (3, 6, 12, 24, 48):
+        amp = rng.uniform(0.0, 0.35)
+        grid = rng.uniform(-0.5, 0.5, (cells, cells, 3))
+        lo, hi, w = _bilinear_taps(cells, size)
+        rows = grid[lo] * (1.0 - w)[:, None, None] + grid[hi] * w[:, None, None]  # (size, cells, 3)
+        out += amp * (rows[:, lo] * (1.0 - w)[None, :, None] + rows[:, hi] * w[None, :, None])
+    return np.clip(out, 0.0, 1.0)
+
+
+def _gradient(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A linear gradient (size, size, 3) between two random colours in a random direction."""
+    c0, c1 = rng.uniform(0.0, 1.0, (2, 3))
+    phi = rng.uniform(0.0, 2 * np.pi)
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    u = ((xs - size / 2) * np.cos(phi) + (ys - size / 2) * np.sin(phi)) / size + 0.5
+    u = np.clip(u, 0.0, 1.0)[..., None]
+    return c0 + u * (c1 - c0)
+
+
+def _background(
+    model, renderer: FastFaceRenderer, params: SampleParameters, dist: ThetaDistribution, scene: SceneDistribution
+) -> np.ndarray:
+    rng = np.random.default_rng(params.background_seed)
+    size = params.image_size
+    if params.background == "noise":
+        return _smooth_noise(rng, size)
+    if params.background == "gradient":
+        return _gradient(rng, size)
+    img = _smooth_noise(rng, size) if rng.uniform() < 0.5 else _gradient(rng, size)
+    s0 = reference_scale(model, dist, size)
+    n_tex = 0 if renderer.texture is None else renderer.texture.shape[0]
+    for _ in range(int(rng.integers(1, max(scene.max_background_faces, 1) + 1))):
+        alpha = np.clip(rng.standard_normal(model.n_components), -3.0, 3.0)
+        beta = rng.standard_normal(n_tex)
+        yaw, pitch, roll = np.deg2rad(rng.uniform(-1.0, 1.0, 3) * [90.0, 30.0, 30.0])
+        s = s0 * rng.uniform(0.6, 1.4)
+        radius, phi = rng.uniform(0.3, 0.6) * size, rng.uniform(0.0, 2 * np.pi)
+        t = np.array([(size + 1) / 2 + radius * np.cos(phi), (size + 1) / 2 + radius * np.sin(phi)])
+        az, el = np.deg2rad(rng.uniform(-60.0, 60.0)), np.deg2rad(rng.uniform(-45.0, 45.0))
+        light = Lighting(
+            ambient=float(rng.uniform(0.3, 0.6)),
+            diffuse=float(rng.uniform(0.4, 0.8)),
+            direction=(float(np.sin(az) * np.cos(el)), float(np.sin(el)), float(np.cos(az) * np.cos(el))),
+        )
+        theta = np.concatenate([euler_to_axis_angle(yaw, pitch, roll), t, [np.log(s)], alpha])
+        img = renderer.render(theta, renderer.albedo(beta), light, size, img).image
+    return img
+
+
+# ------------------------------------------------------------------------------------------ samples
+@dataclass
+class SyntheticRender:
+    """A rendered synthetic sample before packing (from :func:`render_parameters`).
+
+    Attributes:
+        image: float64 (H, W, 3) in [0, 1], final (background, face, occluders, noise).
+        face: the face rendering (:class:`FastRender`; its image has the background but no occluders/noise).
+        background: float64 (H, W, 3), the background alone.
+        occluder_mask: bool (H, W), pixels covered by occluders.
+        mask: bool (H, W), face pixels not covered by an occluder.
+        landmarks: name → (L, 2) label-frame projections of the landmark vertices (L = 21 or 68).
+        visible: name → (L,) bool exact visibility (module docstring), occluders included.
+        albedo: (N, 3) the subject's albedo.
+    """
+
+    image: np.ndarray
+    face: FastRender
+    background: np.ndarray
+    occluder_mask: np.ndarray
+    mask: np.ndarray
+    landmarks: dict[str, np.ndarray]
+    visible: dict[str, np.ndarray]
+    albedo: np.ndarray
+
+
+def render_parameters(
+    model,
+    params: SampleParameters,
+    dist: ThetaDistribution = ThetaDistribution(),
+    scene: SceneDistribution = SceneDistribution(),
+) -> SyntheticRender:
+    """Render the image and compute the ground truth of drawn parameters."""
+    renderer = _renderer(model)
+    size = params.image_size
+    background = _background(model, renderer, params, dist, scene)
+    albedo = renderer.albedo(params.beta)
+    face = renderer.render(
+        params.theta.astype(np.float64), albedo, params.lighting, size, background, params.light_gain
+    )
+    img = face.image.copy()
+    ys, xs = np.mgrid[0:size, 0:size]
+    occ = np.zeros((size, size), dtype=bool)
+    for o in params.occluders:
+        inside = o.contains(xs, ys)
+        img[inside] = o.colour
+        occ |= inside
+    if scene.pixel_noise > 0:
+        noise_rng = np.random.default_rng(params.noise_seed)
+        img = np.clip(img + noise_rng.normal(0.0, scene.pixel_noise, img.shape), 0.0, 1.0)
+    landmarks, visible = {}, {}
+    for name in ("aflw21", "ibug68"):
+        idx = model.landmarks.get(name)
+        if idx is None or idx.numel() == 0:
+            continue
+        idx = idx.cpu().numpy().astype(np.int64)
+        defined = idx >= 0
+        safe = np.where(defined, idx, 0)
+        pts = np.where(defined[:, None], face.points[safe], 0.0)
+        vis = renderer.visibility(face, safe, size) & defined
+        x0, y0 = pts[:, 0] - 1.0, size - pts[:, 1]
+        for o in params.occluders:
+            vis &= ~o.contains(x0, y0)
+        landmarks[name], visible[name] = pts, vis
+    return SyntheticRender(
+        image=img,
+        face=face,
+        background=background,
+        occluder_mask=occ,
+        mask=face.fragments.mask & ~occ,
+        landmarks=landmarks,
+        visible=visible,
+        albedo=albedo,
+    )
+
+
+def generate_sample(
+    model=None,
+    index: int = 0,
+    seed: int = 0,
+    dist: ThetaDistribution = ThetaDistribution(),
+    scene: SceneDistribution = SceneDistribution(),
+    n_subjects: int = 100,
+    image_size: int = 224,
+) -> dict[str, torch.Tensor]:
+    """Synthetic sample ``index`` of the dataset ``seed``: deterministic in (model, seed, index, settings).
+
+    Args:
+        model: a :class:`~mmstn.models.MorphableModel` with ``landmarks["aflw21"]`` (default: the built-in).
+        index: the sample's index.
+        seed: the dataset seed.
+        dist: :class:`ThetaDistribution`.
+        scene: :class:`SceneDistribution`.
+        n_subjects: the subject id is uniform in [0, n_subjects).
+        image_size: H = W in pixels (224 for the paper).
+
+    Returns:
+        dict of tensors: ``image`` float32 (3, H, W) in [0, 1]; ``landmarks21`` float32 (21, 2) label frame;
+        ``vis21`` float32 (21,) 0/1; ``landmarks68``/``vis68`` (68, 2)/(68,) when the model has ``ibug68``
+        (undefined −1 entries at (0, 0) with visibility 0); ``theta`` float32 (6 + D,) with s = exp(logs);
+        ``subject_id`` int64 (); ``mask`` bool (H, W) visible face pixels.
+    """
+    if model is None:
+        from mmstn.models.builtin import builtin_model
+
+        model = builtin_model()
+    params = draw_parameters(model, index, seed, dist, scene, n_subjects, image_size)
+    out = render_parameters(model, params, dist, scene)
+    sample: dict[str, torch.Tensor] = {
+        "image": torch.from_numpy(np.ascontiguousarray(out.image.transpose(2, 0, 1), dtype=np.float32)),
+        "landmarks21": torch.from_numpy(out.landmarks["aflw21"].astype(np.float32)),
+        "vis21": torch.from_numpy(out.visible["aflw21"].astype(np.float32)),
+    }
+    if "ibug68" in out.landmarks:
+        sample["landmarks68"] = torch.from_numpy(out.landmarks["ibug68"].astype(np.float32))
+        sample["vis68"] = torch.from_numpy(out.visible["ibug68"].astype(np.float32))
+    sample["theta"] = torch.from_numpy(params.theta.copy())
+    sample["subject_id"] = torch.tensor(params.subject_id, dtype=torch.int64)
+    sample["mask"] = torch.from_numpy(out.mask.copy())
+    return sample
+
+
+# ------------------------------------------------------------------------------------------ datasets on disk
+_MANIFEST = "manifest.json"
+
+
+def _shard_names(k: int) -> dict[str, str]:
+    return {"images": f"images_{k:05d}.npy", "masks": f"masks_{k:05d}.npy", "labels": f"labels_{k:05d}.npz"}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_fingerprint(model) -> str:
+    """First 16 hex digits of the SHA-256 of the model's arrays (mean, basis, triangles, colour, texture, landmarks)."""
+    h = hashlib.sha256()
+    for t in (model.mean, model.basis, model.triangles, model.colour, model.texture_basis):
+        if t is not None:
+            h.update(np.ascontiguousarray(t.detach().cpu().numpy()).tobytes())
+    for k in sorted(model.landmarks):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(model.landmarks[k].cpu().numpy()).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _settings(model, seed, dist, scene, n_subjects, image_size, shard_size) -> dict:
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "seed": int(seed),
+        "shard_size": int(shard_size),
+        "image_size": int(image_size),
+        "n_subjects": int(n_subjects),
+        "model": {
+            "name": model.name,
+            "source": model.source,
+            "n_vertices": model.n_vertices,
+            "n_components": model.n_components,
+            "n_identity": model.n_identity,
+            "fingerprint": model_fingerprint(model),
+        },
+        "landmark_sets": [k for k in ("aflw21", "ibug68") if k in model.landmarks],
+        "theta_distribution": _to_json_dict(dist),
+        "scene_distribution": _to_json_dict(scene),
+        "reference_scale_px_per_mm": reference_scale(model, dist, image_size),
+    }
+
+
+def _mmstn_version() -> str:
+    from mmstn import __version__
+
+    return __version__
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _generate_chunk(model, indices: Sequence[int], seed, dist, scene, n_subjects, image_size) -> dict[str, np.ndarray]:
+    """Render ``indices`` → stacked arrays in the on-disk layout."""
+    images, masks, cols = (
+        [],
+        [],
+        {"landmarks21": [], "vis21": [], "landmarks68": [], "vis68": [], "theta": [], "subject_id": []},
+    )
+    for i in indices:
+        s = generate_sample(model, int(i), seed, dist, scene, n_subjects, image_size)
+        images.append(np.clip(np.rint(s["image"].numpy().transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8))
+        masks.append(np.packbits(s["mask"].numpy(), axis=1))
+        for k in cols:
+            if k in s:
+                cols[k].append(s[k].numpy())
+    out = {"images": np.stack(images), "masks": np.stack(masks)}
+    out.update({k: np.stack(v) for k, v in cols.items() if v})
+    return out
+
+
+_WORKER_MODEL: Any = None
+
+
+def _worker_init(model) -> None:
+    global _WORKER_MODEL
+    torch.set_num_threads(1)
+    _WORKER_MODEL = model
+
+
+def _worker_chunk(args) -> dict[str, np.ndarray]:
+    return _generate_chunk(_WORKER_MODEL, *args)
+
+
+def _chunks(start: int, count: int, size: int) -> Iterator[list[int]]:
+    for a in range(start, start + count, size):
+        yield list(range(a, min(a + size, start + count)))
+
+
+def generate_dataset(
+    out_dir: str | Path,
+    n_images: int,
+    seed: int = 0,
+    model=None,
+    dist: ThetaDistribution = ThetaDistribution(),
+    scene: SceneDistribution = SceneDistribution(),
+    shard_size: int = 500,
+    n_subjects: int = 1000,
+    image_size: int = 224,
+    workers: int | None = None,
+    verify: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Generate ``n_images`` synthetic samples into ``out_dir`` (layout in the module docstring), resumably.
+
+    Shards are written one at a time (to a temporary name, then renamed) and recorded in ``manifest.json``
+    with their counts and SHA-256 checksums. Rerunning with the same settings keeps every complete shard
+    (checked against the manifest; ``verify`` also rehashes them) and regenerates the rest, so an
+    interrupted run resumes and the result is byte-identical to an uninterrupted one. A larger
+    ``n_images`` extends a dataset; other changed settings raise an error.
+
+    Args:
+        out_dir: the dataset folder (created if needed).
+        n_images: number of images.
+        seed: dataset seed; sample i is :func:`generate_sample` (model, i, seed, …).
+        model: the morphable model (default: the built-in one).
+        dist, scene: the distributions.
+        shard_size: images per shard.
+        n_subjects: number of distinct subjects.
+        image_size: H = W.
+        workers: processes; default min(2, CPU count); 0 or 1 render in this process. The result does
+            not depend on it.
+        verify: rehash kept shards.
+        progress: show a ``tqdm.auto`` bar (``TQDM_DISABLE=1`` also hides it).
+
+    Returns:
+        ``out_dir`` as a Path.
+    """
+    from tqdm.auto import tqdm
+
+    if model is None:
+        from mmstn.models.builtin import builtin_model
+
+        model = builtin_model()
+    if n_images < 0 or shard_size < 1:
+        raise ValueError(f"n_images={n_images} must be >= 0 and shard_size={shard_size} >= 1")
+    _landmark_vertices(model)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = _settings(model, seed, dist, scene, n_subjects, image_size, shard_size)
+    manifest_path = out / _MANIFEST
+    kept: dict[int, dict] = {}
+    if manifest_path.exists():
+        try:
+            old = json.loads(manifest_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            old = None  # unreadable: start again (shards are rewritten)
+        if isinstance(old, dict):
+            old_settings = {k: old.get(k) for k in settings}
+            if old_settings != settings:
+                diff = sorted(k for k in settings if old_settings.get(k) != settings[k])
+                raise DatasetFolderError(
+                    out,
+                    f"holds a dataset generated with other settings (differs in: {', '.join(diff)})",
+                    "Use another folder, delete this one, or call generate_dataset with the same settings to resume",
+                )
+            for entry in old.get("shards", []):
+                if isinstance(entry, dict) and isinstance(entry.get("index"), int):
+                    kept[entry["index"]] = entry
+    n_shards = (n_images + shard_size - 1) // shard_size
+    plan = [(k, k * shard_size, min(shard_size, n_images - k * shard_size)) for k in range(n_shards)]
+    shards: list[dict | None] = []
+    for k, start, count in plan:
+        entry = kept.get(k)
+        ok = (
+            entry is not None
+            and entry.get("start") == start
+            and entry.get("count") == count
+            and set(entry.get("files", {})) == set(_shard_names(k).values())
+        )
+        if ok:
+            for name, info in entry["files"].items():
+                p = out / name
+                if not p.is_file() or p.stat().st_size != info["bytes"] or (verify and _sha256(p) != info["sha256"]):
+                    ok = False
+                    break
+        shards.append(entry if ok else None)
+    for k in sorted(set(kept) - set(range(n_shards))):  # a shrunken dataset: drop the extra shards
+        for name in _shard_names(k).values():
+            (out / name).unlink(missing_ok=True)
+
+    def write_manifest(complete: bool) -> None:
+        data = dict(settings)
+        data["n_images"] = int(n_images)
+        data["complete"] = complete
+        data["mmstn_version"] = _mmstn_version()
+        data["shards"] = [s for s in shards if s is not None]
+        _write_json_atomic(manifest_path, data)
+
+    write_manifest(all(s is not None for s in shards))
+    todo = [p for p, s in zip(plan, shards, strict=True) if s is None]
+    n_workers = min(2, os.cpu_count() or 1) if workers is None else int(workers)
+    chunk = max(1, min(25, shard_size // max(2 * n_workers, 1)))
+    bar_kwargs: dict[str, Any] = {
+        "total": n_images,
+        "initial": n_images - sum(c for _, _, c in todo),
+        "unit": "img",
+        "desc": f"synthetic faces → {out.name}",
+    }
+    if not progress:
+        bar_kwargs["disable"] = True
+    pool = None
+    if todo and n_workers > 1:
+        # fork (Linux): workers inherit the model and need no `if __name__ == "__main__":` guard in scripts;
+        # elsewhere spawn. The pool is started before the progress bar's monitor thread exists.
+        import multiprocessing as mp
+
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        pool = mp.get_context(method).Pool(n_workers, initializer=_worker_init, initargs=(model,))
+    jobs = [(k, idx) for k, start, count in todo for idx in _chunks(start, count, chunk)]
+    args = [(idx, seed, dist, scene, n_subjects, image_size) for _, idx in jobs]
+    try:
+        with tqdm(**bar_kwargs) as bar:
+            results = pool.imap(_worker_chunk, args) if pool is not None else (_generate_chunk(model, *a) for a in args)
+            parts: list[dict[str, np.ndarray]] = []
+            for n, ((k, _), part) in enumerate(zip(jobs, results, strict=True)):
+                parts.append(part)
+                bar.update(len(part["images"]))
+                if n + 1 < len(jobs) and jobs[n + 1][0] == k:
+                    continue
+                _, start, count = plan[k]
+                arrays = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+                parts = []
+                files = {}
+                for kind, name in _shard_names(k).items():
+                    tmp = out / (name + ".tmp")
+                    with tmp.open("wb") as fh:
+                        if kind == "labels":
+                            np.savez(fh, **{key: v for key, v in arrays.items() if key not in ("images", "masks")})
+                        else:
+                            np.save(fh, arrays[kind])
+                    os.replace(tmp, out / name)
+                    files[name] = {"bytes": (out / name).stat().st_size, "sha256": _sha256(out / name)}
+                shards[k] = {"index": k, "start": start, "count": count, "files": files}
+                write_manifest(all(s is not None for s in shards))
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    return out
+
+
+class SyntheticFaces(torch.utils.data.Dataset):
+    """A dataset written by :func:`generate_dataset`, memory-mapped.
+
+    ``dataset[i]`` is a dict of tensors with the keys of :func:`generate_sample`: ``image`` float32
+    (3, H, W) in [0, 1] (stored as uint8, so within 1/510 of the generated values), ``landmarks21``,
+    ``vis21``, ``landmarks68``/``vis68`` (when stored), ``theta``, ``subject_id``, ``mask`` (unless
+    ``with_mask=False``).
+
+    Args:
+        folder: the dataset folder.
+        with_mask: return the face masks.
+        verify: rehash every shard against the manifest on opening (slow for large datasets).
+
+    Raises:
+        DatasetFolderError: no or unreadable manifest, an incomplete generation, no images, or shards that
+            do not match the manifest; the message names the folder and how to fix it.
+    """
+
+    def __init__(self, folder: str | Path, with_mask: bool = True, verify: bool = False) -> None:
+        self.folder = Path(folder)
+        fix = "Generate it with mmstn.data.synthetic.generate_dataset(folder, n_images, seed)"
+        if not self.folder.is_dir():
+            raise DatasetFolderError(self.folder, "no such folder", fix)
+        path = self.folder / _MANIFEST
+        if not path.is_file():
+            raise DatasetFolderError(self.folder, f"no {_MANIFEST}: not a generated synthetic dataset", fix)
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DatasetFolderError(
+                self.folder,
+                f"{_MANIFEST} is unreadable ({type(exc).__name__}: {exc})",
+                "Rerun generate_dataset with the original settings to rebuild it, or delete the folder",
+            ) from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise DatasetFolderError(self.folder, f"{_MANIFEST} is not a {FORMAT} manifest", fix)
+        if manifest.get("version") != FORMAT_VERSION:
+            raise DatasetFolderError(
+                self.folder,
+                f"format version {manifest.get('version')} (this mmstn reads {FORMAT_VERSION})",
+                "Regenerate the dataset with this version of mmstn",
+            )
+        if not manifest.get("complete", False):
+            raise DatasetFolderError(
+                self.folder,
+                "the generation did not finish",
+                "Rerun generate_dataset with the same arguments: it resumes where it stopped",
+            )
+        self.manifest = manifest
+        self.shards = sorted(manifest.get("shards", []), key=lambda e: e["start"])
+        self.n_images = int(sum(e["count"] for e in self.shards))
+        if self.n_images == 0:
+            raise DatasetFolderError(self.folder, "the dataset holds no images", "Generate it with n_images > 0")
+        if self.n_images != manifest.get("n_images"):
+            raise DatasetFolderError(self.folder, "the shards do not add up to n_images", fix)
+        self.with_mask = with_mask
+        self.image_size = int(manifest["image_size"])
+        self._starts = np.array([e["start"] for e in self.shards], dtype=np.int64)
+        labels: dict[str, list[np.ndarray]] = {}
+        for e in self.shards:
+            names = _shard_names(int(e["index"]))
+            for name in names.values():
+                p = self.folder / name
+                info = e["files"].get(name)
+                if not p.is_file() or info is None or p.stat().st_size != info["bytes"]:
+                    raise DatasetFolderError(
+                        self.folder,
+                        f"shard file {name} is missing or has the wrong size",
+                        "Rerun generate_dataset with the same arguments to regenerate it",
+                    )
+                if verify and _sha256(p) != info["sha256"]:
+                    raise DatasetFolderError(
+                        self.folder,
+                        f"shard file {name} does not match its checksum",
+                        "Rerun generate_dataset with the same arguments to regenerate it",
+                    )
+            with np.load(self.folder / names["labels"], allow_pickle=False) as z:
+                for key in z.files:
+                    labels.setdefault(key, []).append(z[key])
+        self.labels = {k: np.concatenate(v) for k, v in labels.items()}
+        for k, v in self.labels.items():
+            if len(v) != self.n_images:
+                raise DatasetFolderError(
+                    self.folder, f"labels {k!r} hold {len(v)} rows for {self.n_images} images", "Regenerate the dataset"
+                )
+        self._maps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_maps"] = {}  # memory maps are reopened in each DataLoader worker
+        return state
+
+    def __len__(self) -> int:
+        return self.n_images
+
+    def _shard(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        m = self._maps.get(k)
+        if m is None:
+            names = _shard_names(int(self.shards[k]["index"]))
+            m = (
+                np.load(self.folder / names["images"], mmap_mode="r"),
+                np.load(self.folder / names["masks"], mmap_mode="r"),
+            )
+            size = self.image_size
+            if m[0].shape != (self.shards[k]["count"], size, size, 3):
+                raise DatasetFolderError(
+                    self.folder, f"{names['images']} has shape {m[0].shape}", "Regenerate the dataset"
+                )
+            self._maps[k] = m
+        return m
+
+    def subject_indices(self) -> dict[int, np.ndarray]:
+        """subject id → indices of its images."""
+        sid = self.labels["subject_id"]
+        return {int(s): np.flatnonzero(sid == s) for s in np.unique(sid)}
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        i = int(i)
+        if i < 0:
+            i += self.n_images
+        if not 0 <= i < self.n_images:
+            raise IndexError(f"index {i} out of range for a dataset of {self.n_images} images")
+        k = int(np.searchsorted(self._starts, i, side="right") - 1)
+        j = i - int(self._starts[k])
+        images, masks = self._shard(k)
+        out = {"image": torch.from_numpy(np.ascontiguousarray(images[j].transpose(2, 0, 1))).float().div_(255.0)}
+        for key in ("landmarks21", "vis21", "landmarks68", "vis68", "theta"):
+            if key in self.labels:
+                out[key] = torch.from_numpy(self.labels[key][i].copy())
+        out["subject_id"] = torch.tensor(int(self.labels["subject_id"][i]), dtype=torch.int64)
+        if self.with_mask:
+            out["mask"] = torch.from_numpy(np.unpackbits(masks[j], axis=1, count=self.image_size).astype(bool))
+        return out
