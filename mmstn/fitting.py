@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Literal
 
 import torch
 
+from mmstn.data.flip import component_parity, mirror_theta
 from mmstn.errors import ShapeError, check_finite
 from mmstn.layers.rotation import rodrigues
 from mmstn.layers.scale import scale_rate
 from mmstn.losses import LossWeights, landmark_loss, prior_loss, siamese_loss, symmetry_loss
 from mmstn.stn import STN3DMM, make_theta, split_theta
+from mmstn.uv.resample import grid_mirror
 
 __all__ = ["FitResult", "fit", "initial_theta", "landmark_error", "loss_landscape", "rotation_error_deg"]
 
@@ -148,7 +151,7 @@ def fit(
         weights: loss weights; symmetry/siamese are evaluated only when their weight is non-zero.
         method: ``"adam"`` or ``"authors"`` (see the module docstring).
         mirrored_images: for the siamese term, the horizontally mirrored images (their θ is the
-            mirrored θ of the same fit).
+            mirrored θ of the same fit, :func:`mmstn.data.flip.mirror_theta`).
 
     Returns:
         :class:`FitResult`.
@@ -167,6 +170,11 @@ def fit(
     z = torch.zeros_like(theta0, requires_grad=True)
     history: dict[str, list[float]] = {"loss": [], "landmark_error": []}
     need_image = weights.symmetry != 0 or weights.siamese != 0
+    if weights.siamese and mirrored_images is not None:
+        # the reflection's θ follows from θ through the grid's mirror map (column c ↔ G − 1 − c)
+        grid = SimpleNamespace(name="grid model", basis=stn.generator.morphable.basis,
+                               mirror=grid_mirror(stn.generator.grid_size))
+        parity = component_parity(grid)
 
     # Landmarks need only their own vertices: pose a landmark-only copy of the model (21 instead of G²).
     idx = stn.generator.landmark_indices
@@ -188,7 +196,7 @@ def fit(
             if weights.symmetry:
                 total = total + weights.symmetry * symmetry_loss(out.flattened, out.mask)
             if weights.siamese and mirrored_images is not None:
-                mirrored = stn(mirrored_images.to(dtype), _mirror_theta(theta, images.shape[3]))
+                mirrored = stn(mirrored_images.to(dtype), mirror_theta(theta, grid, images.shape[3], parity))
                 total = total + weights.siamese * siamese_loss(out.flattened, out.mask, mirrored.flattened,
                                                                mirrored.mask)
         return total, lm
@@ -254,16 +262,6 @@ def fit(
         out = stn(images, theta)
     return FitResult(theta=theta, flattened=out.flattened, mask=out.mask, landmarks=out.landmarks,
                      history=history, iterations=len(history["loss"]))
-
-
-def _mirror_theta(theta: torch.Tensor, width: int) -> torch.Tensor:
-    """θ of the horizontally mirrored image for a mirror-symmetric model: r_y, r_z and α_antisym flip sign
-    approximately; here: negate the y and z rotation components and reflect t_x (x′ = W + 1 − x)."""
-    m = theta.clone()
-    m[:, 1] = -theta[:, 1]
-    m[:, 2] = -theta[:, 2]
-    m[:, 3] = width + 1 - theta[:, 3]
-    return m
 
 
 def loss_landscape(

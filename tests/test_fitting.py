@@ -125,3 +125,17 @@ def test_fit_on_the_authors_demo_crops(stn: STN3DMM, shared_data) -> None:
     for name, err in zip(names, errors.tolist(), strict=True):
         print(f"{name}: mean landmark error after fitting {err:.2f} px")
     assert errors.mean().item() < 5.0
+
+
+def test_siamese_term_with_the_mirrored_image(stn: STN3DMM) -> None:
+    from mmstn.data.flip import flip_image
+
+    true = _true_theta(seed=5)
+    true[0, 6:] = 0.0
+    model = builtin_model().subset(5, 5)
+    face = render_face(model, true[0])
+    labels = face.points[model.landmarks["aflw21"]][None]
+    res = fit(stn, face.image[None], labels, n_iter=30, method="adam",
+              weights=LossWeights(siamese=1.0, symmetry=0.0), mirrored_images=flip_image(face.image)[None])
+    assert math.isfinite(res.history["loss"][-1])
+    assert res.history["loss"][-1] < res.history["loss"][0]
