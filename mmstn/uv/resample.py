@@ -29,6 +29,7 @@ import scipy.sparse as sp
 import torch
 from scipy.spatial import cKDTree
 
+from mmstn.layers.grid import grid_triangles as _grid_triangles_torch
 from mmstn.models.landmarks import flip_permutation
 from mmstn.models.morphable import MorphableModel
 from mmstn.uv.quality import flipped_triangles
@@ -56,16 +57,10 @@ def grid_uv(G: int) -> np.ndarray:
 def grid_triangles(G: int) -> np.ndarray:
     """Triangles of the G×G grid, shape (2(G−1)², 3), int64, counter-clockwise seen from the front.
 
-    Cell (a, b) (row, col; a, b < G − 1) gives [(a,b), (a+1,b), (a,b+1)] and [(a+1,b+1), (a,b+1), (a+1,b)]
-    with (r, c) ↦ r·G + c; both lie at rows 2·(a(G−1) + b) and 2·(a(G−1) + b) + 1.
+    The numpy view of :func:`mmstn.layers.grid.grid_triangles`, the one definition of the grid's
+    triangulation: cell (a, b) gives [(a,b), (a+1,b), (a,b+1)] and [(a+1,b+1), (a,b+1), (a+1,b)].
     """
-    a, b = np.meshgrid(np.arange(G - 1), np.arange(G - 1), indexing="ij")
-    a, b = a.ravel(), b.ravel()
-    p00, p01 = a * G + b, a * G + b + 1
-    p10, p11 = (a + 1) * G + b, (a + 1) * G + b + 1
-    t1 = np.stack([p00, p10, p01], axis=1)
-    t2 = np.stack([p11, p01, p10], axis=1)
-    return np.stack([t1, t2], axis=1).reshape(-1, 3).astype(np.int64)
+    return _grid_triangles_torch(G).numpy()
 
 
 def grid_mirror(G: int) -> np.ndarray:
