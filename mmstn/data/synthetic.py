@@ -71,6 +71,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from mmstn.data.errors import DatasetFolderError
+from mmstn.layers.visibility import ray_blocked
 from mmstn.render import Fragments, Lighting, rasterize, render_colours
 
 __all__ = [
@@ -385,9 +386,8 @@ def _unoccluded_subset(v: np.ndarray, f: np.ndarray, query: np.ndarray, rel_tol:
     if len(query) == 0:
         return np.zeros(0, dtype=bool)
     uq, inverse = np.unique(query, return_inverse=True)
-    p, z = v[:, :2], v[:, 2]
+    p = v[:, :2]
     scale = float(np.ptp(v, axis=0).max()) or 1.0
-    eps_depth = rel_tol * scale
     tri = p[f]
     pad = 1e-9 * scale
     lo, hi = tri.min(axis=1) - pad, tri.max(axis=1) + pad
@@ -403,19 +403,7 @@ def _unoccluded_subset(v: np.ndarray, f: np.ndarray, query: np.ndarray, rel_tol:
     qy = qp[q_id, 1]
     keep = (qy >= lo[t_id, 1]) & (qy <= hi[t_id, 1]) & (f[t_id] != uq[q_id][:, None]).all(axis=1)
     t_id, q_id = t_id[keep], q_id[keep]
-    ta, tb, tc = tri[t_id, 0], tri[t_id, 1], tri[t_id, 2]
-    pt = qp[q_id]
-    det = (tb[:, 0] - ta[:, 0]) * (tc[:, 1] - ta[:, 1]) - (tb[:, 1] - ta[:, 1]) * (tc[:, 0] - ta[:, 0])
-    ok = np.abs(det) > (1e-12 * scale * scale)
-    det = np.where(ok, det, 1.0)
-    l1 = ((pt[:, 0] - ta[:, 0]) * (tc[:, 1] - ta[:, 1]) - (pt[:, 1] - ta[:, 1]) * (tc[:, 0] - ta[:, 0])) / det
-    l2 = ((tb[:, 0] - ta[:, 0]) * (pt[:, 1] - ta[:, 1]) - (tb[:, 1] - ta[:, 1]) * (pt[:, 0] - ta[:, 0])) / det
-    l0 = 1 - l1 - l2
-    tol = 1e-9
-    inside = ok & (l0 >= -tol) & (l1 >= -tol) & (l2 >= -tol)
-    zt = z[f[t_id]]
-    depth = l0 * zt[:, 0] + l1 * zt[:, 1] + l2 * zt[:, 2]
-    hit = inside & (depth > z[uq[q_id]] + eps_depth)
+    hit = ray_blocked(v, f, t_id, uq[q_id], rel_tol)
     occluded = np.zeros(len(uq), dtype=bool)
     occluded[q_id[hit]] = True
     return ~occluded[inverse]

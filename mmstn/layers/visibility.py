@@ -472,9 +472,8 @@ class VisibilityMask(nn.Module):
 def _unoccluded_np(v: np.ndarray, f: np.ndarray, rel_tol: float) -> np.ndarray:
     """For one mesh: True where the ray from the vertex towards +z hits no other triangle."""
     n = v.shape[0]
-    p, z = v[:, :2], v[:, 2]
+    p = v[:, :2]
     scale = float(np.ptp(v, axis=0).max()) or 1.0
-    eps_depth = rel_tol * scale
     tri = p[f]  # (F, 3, 2)
     lo, hi = tri.min(1), tri.max(1)
     ext = (hi - lo).max(1)
@@ -505,10 +504,30 @@ def _unoccluded_np(v: np.ndarray, f: np.ndarray, rel_tol: float) -> np.ndarray:
     # drop the triangles the vertex belongs to
     keep = (f[cand_t] != cand_v[:, None]).all(1)
     cand_t, cand_v = cand_t[keep], cand_v[keep]
-    # point-in-triangle test in the image plane, edges and corners included (a ray through another
-    # triangle's edge or corner is blocked); degenerate, edge-on triangles never occlude
-    a, b, c = tri[cand_t, 0], tri[cand_t, 1], tri[cand_t, 2]
-    q = p[cand_v]
+    hit = ray_blocked(v, f, cand_t, cand_v, rel_tol)
+    occluded = np.zeros(n, dtype=bool)
+    occluded[cand_v[hit]] = True
+    return ~occluded
+
+
+def ray_blocked(v: np.ndarray, f: np.ndarray, tri_id: np.ndarray, vert_id: np.ndarray, rel_tol: float) -> np.ndarray:
+    """For candidate (triangle, vertex) pairs: does the triangle block the ray from the vertex towards +z?
+
+    The decisions every exact-visibility path shares: an edge-inclusive point-in-triangle test in the image
+    plane (a ray through another triangle's edge or corner is blocked), degenerate (edge-on) triangles never
+    block, and the triangle must lie more than ``rel_tol`` × the mesh's largest extent in front of the vertex.
+
+    Args:
+        v: (N, 3) rotated vertices; f: (F, 3) faces; tri_id, vert_id: (P,) candidate pairs.
+
+    Returns:
+        bool (P,).
+    """
+    p, z = v[:, :2], v[:, 2]
+    scale = float(np.ptp(v, axis=0).max()) or 1.0
+    tri = p[f[tri_id]]
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+    q = p[vert_id]
     det = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
     ok = np.abs(det) > (1e-12 * scale * scale)
     det = np.where(ok, det, 1.0)
@@ -517,12 +536,9 @@ def _unoccluded_np(v: np.ndarray, f: np.ndarray, rel_tol: float) -> np.ndarray:
     l0 = 1 - l1 - l2
     bary_tol = 1e-9
     inside = ok & (l0 >= -bary_tol) & (l1 >= -bary_tol) & (l2 >= -bary_tol)
-    zt = z[f[cand_t]]
+    zt = z[f[tri_id]]
     depth = l0 * zt[:, 0] + l1 * zt[:, 1] + l2 * zt[:, 2]
-    hit = inside & (depth > z[cand_v] + eps_depth)
-    occluded = np.zeros(n, dtype=bool)
-    occluded[cand_v[hit]] = True
-    return ~occluded
+    return inside & (depth > z[vert_id] + rel_tol * scale)
 
 
 def occlusion_visibility(
