@@ -47,6 +47,7 @@ test: $(STAMP) browser
 notebooks: $(STAMP)
 	TQDM_DISABLE=1 MMSTN_FIGURES=$(abspath build/nb-figures) $(BIN)/jupyter nbconvert --to notebook --execute \
 	  --inplace --ExecutePreprocessor.timeout=3600 --ExecutePreprocessor.store_widget_state=False $(NOTEBOOKS)
+	$(BIN)/python -c "import sys, nbformat; [nbformat.write((lambda nb: (nb.metadata.pop('widgets', None), nb)[1])(nbformat.read(p, 4)), p) for p in sys.argv[1:]]" $(NOTEBOOKS)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
