@@ -21,10 +21,14 @@ def to_rgb(x: torch.Tensor) -> np.ndarray:
     return x.clamp(0, 1).permute(1, 2, 0).numpy()
 
 
-def _show(ax, img, title: str) -> None:
+def _show(ax, img, title: str, frame: bool = False) -> None:
     ax.imshow(img, interpolation="nearest")
     ax.set_title(title, fontsize=9)
-    ax.axis("off")
+    if frame:  # keep the outline so that a white mask stays visible on a white page
+        ax.set_xticks([])
+        ax.set_yticks([])
+    else:
+        ax.axis("off")
 
 
 def fig_symmetry_pair(flattened: torch.Tensor, mask: torch.Tensor, title: str = "") -> Figure:
@@ -40,7 +44,7 @@ def fig_symmetry_pair(flattened: torch.Tensor, mask: torch.Tensor, title: str = 
     fig, axes = plt.subplots(1, 4, figsize=(11, 3.0))
     _show(axes[0], to_rgb(flattened), "W (flattened)")
     _show(axes[1], to_rgb(mirror_columns(flattened)), "mirror(W): column c ↔ G−1−c")
-    _show(axes[2], to_rgb(joint), "M · mirror(M): compared cells")
+    _show(axes[2], to_rgb(joint), "M · mirror(M): compared cells", frame=True)
     axes[3].imshow(diff.numpy(), cmap="magma", vmin=0, vmax=max(float(diff.max()), 1e-6))
     axes[3].set_title("|W − mirror(W)| on compared cells", fontsize=9)
     axes[3].axis("off")
@@ -111,6 +115,6 @@ def fig_fit(
     axes[1].set_ylabel("mean landmark error (px)")
     axes[1].grid(True, which="both", alpha=0.3)
     _show(axes[2], to_rgb(flattened * mask), "flattened output W = V·M")
-    _show(axes[3], to_rgb(mask), "visibility mask M")
+    _show(axes[3], to_rgb(mask), "visibility mask M", frame=True)
     fig.tight_layout()
     return fig

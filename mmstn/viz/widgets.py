@@ -112,13 +112,13 @@ def fit_explorer(stn, image: torch.Tensor, labels: torch.Tensor, weight: torch.T
     """
     import math
 
-    from mmstn.fitting import fit, initial_theta
+    from mmstn.fitting import FIT_WEIGHTS, fit, initial_theta
     from mmstn.losses import LossWeights
     from mmstn.viz.loss_figures import fig_fit
 
     start_yaw = widgets.FloatSlider(value=0.0, min=-40, max=40, step=5, description="start yaw Δ (°)",
                                     continuous_update=False, style={"description_width": "initial"})
-    defaults = {"landmark": math.log10(0.8998), "prior": -1.0, "symmetry": -4.0}
+    defaults = {k: math.log10(getattr(FIT_WEIGHTS, k)) for k in ("landmark", "prior")} | {"symmetry": -4.0}
     sliders = {
         k: widgets.FloatSlider(value=v, min=-6, max=1, step=0.5, description=f"log₁₀ w {k}",
                                continuous_update=False, style={"description_width": "initial"})
