@@ -1,4 +1,7 @@
-"""mmstn: 3D Morphable Models as Spatial Transformer Networks (Bas et al., ICCVW 2017) in PyTorch."""
+"""mmstn: 3D Morphable Models as Spatial Transformer Networks (Bas et al., ICCVW 2017) in PyTorch.
+
+The names most readers need are re-exported here; every concept lives in its own module (see README.md).
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
@@ -7,6 +10,18 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+local"
 
-from mmstn.models import MorphableModel
+from mmstn.models import MorphableModel, builtin_model, load_model
+from mmstn.stn import STN3DMM, GridGenerator, STNConfig
+from mmstn.uv import builtin_grid_model, make_grid_model
 
-__all__ = ["MorphableModel", "__version__"]
+__all__ = [
+    "STN3DMM",
+    "GridGenerator",
+    "MorphableModel",
+    "STNConfig",
+    "__version__",
+    "builtin_grid_model",
+    "builtin_model",
+    "load_model",
+    "make_grid_model",
+]
