@@ -120,3 +120,13 @@ def test_grid_triangles_are_ccw_from_the_front_and_cover_every_cell():
     assert torch.equal(faces[0], torch.tensor([0, g, 1])) and torch.equal(faces[1], torch.tensor([g + 1, 1, g]))
     # every cell is covered by exactly two triangles, every vertex used
     assert torch.equal(torch.unique(faces), torch.arange(g * g))
+
+
+def test_image_size_below_two_pixels_is_rejected_for_ints_and_tuples() -> None:
+    import pytest as _pytest
+
+    from mmstn.layers.grid import grid_coefficients
+
+    for size in (1, (1, 5), (5, 1)):
+        with _pytest.raises(ValueError, match="at least 2"):
+            grid_coefficients("pixel", size)

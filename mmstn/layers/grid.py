@@ -81,9 +81,7 @@ class GridFrame(str, Enum):
 
 
 def _hw(image_size: int | tuple[int, int]) -> tuple[int, int]:
-    if isinstance(image_size, int):
-        return image_size, image_size
-    h, w = (int(v) for v in image_size)
+    h, w = (image_size, image_size) if isinstance(image_size, int) else (int(v) for v in image_size)
     if h < 2 or w < 2:
         raise ValueError(f"image_size must be at least 2×2, got {image_size}")
     return h, w

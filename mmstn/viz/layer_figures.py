@@ -26,7 +26,7 @@ from matplotlib.patches import Rectangle
 
 from mmstn.layers.grid import grid_coefficients, grid_to_pixels, labels_to_pixels
 from mmstn.layers.rotation import rodrigues, rodrigues_jacobian
-from mmstn.layers.visibility import grid_normal_z
+from mmstn.layers.visibility import grid_normal_z, mislabelled_fraction, occlusion_visibility
 from mmstn.models.morphable import MorphableModel
 from mmstn.viz.mesh import draw_mesh, rotation_from_angles
 
@@ -52,6 +52,7 @@ __all__ = [
     "imshow_label_frame",
     "naive_rodrigues",
     "to_rgb",
+    "visibility_sweep",
 ]
 
 
@@ -158,6 +159,7 @@ class GradientCheck:
 
     Attributes:
         name: what was checked (printed first).
+        backend: the backend under test (``"analytic"``, ``"native"``, ...).
         reference: the backend compared with (``"autograd"``, ``"reference"``, ...).
         max_diff: largest |analytic − reference| over the forward values and the input gradients.
         tol: threshold printed with ``max_diff``.
@@ -165,6 +167,7 @@ class GradientCheck:
     """
 
     name: str
+    backend: str
     reference: str
     max_diff: float
     tol: float
@@ -176,7 +179,7 @@ class GradientCheck:
 
     def __str__(self) -> str:
         return (
-            f"{self.name}: max |analytic − {self.reference}| < {self.tol:.0e}: {self.max_diff < self.tol}\n"
+            f"{self.name}: max |{self.backend} − {self.reference}| < {self.tol:.0e}: {self.max_diff < self.tol}\n"
             f"{self.name}: gradcheck (finite differences, float64): {self.gradcheck}"
         )
 
@@ -232,7 +235,7 @@ def check_gradients(
         max_diff = max(max_diff, float((a - b).detach().abs().max()))
     ok = torch.autograd.gradcheck(lambda *x: fn(test, *x), tuple(inputs), eps=eps, atol=atol, fast_mode=fast_mode,
                                   raise_exception=False)
-    return GradientCheck(name=name, reference=ref, max_diff=max_diff, tol=tol, gradcheck=bool(ok))
+    return GradientCheck(name=name, backend=test, reference=ref, max_diff=max_diff, tol=tol, gradcheck=bool(ok))
 
 
 # ------------------------------------------------------------------------------ chapter 3 figures
@@ -529,6 +532,10 @@ def fig_generator_configs(image: torch.Tensor, points: torch.Tensor, reads: Mapp
     x0c, y0c = cx - 1, h - cy  # 0-based pixel coordinates of the zoom centre
     ax.set_xlim(x0c - half - 0.5, x0c + half + 0.5)
     ax.set_ylim(y0c + half + 0.5, y0c - half - 0.5)
+    for v in np.arange(math.floor(x0c - half) - 0.5, x0c + half + 1):  # pixel boundaries
+        ax.axvline(v, color="w", lw=0.5, alpha=0.7)
+    for v in np.arange(math.floor(y0c - half) - 0.5, y0c + half + 1):
+        ax.axhline(v, color="w", lw=0.5, alpha=0.7)
     px = _np(labels_to_pixels(torch.as_tensor(points, dtype=torch.float64), h))
     a, b = _np(r1).reshape(-1, 2), _np(r2).reshape(-1, 2)
     inside = (np.abs(px[:, 0] - x0c) < half) & (np.abs(px[:, 1] - y0c) < half)
@@ -549,6 +556,39 @@ def fig_generator_configs(image: torch.Tensor, points: torch.Tensor, reads: Mapp
 
 
 # ------------------------------------------------------------------------------ chapter 4 figures
+def visibility_sweep(stn, yaws_deg: Sequence[float], theta: torch.Tensor | None = None) -> dict[str, np.ndarray]:
+    """The STN's back-face visibility against the exact occlusion reference over a sweep of yaw angles.
+
+    Args:
+        stn: a :class:`~mmstn.stn.STN3DMM` (its grid model, its visibility layer).
+        yaws_deg: yaw angles, degrees; the rotation is r = (0, yaw, 0).
+        theta: (1, 6 + D) base θ whose t, logs and α are kept (default: t = (112, 112), logs = 0, α = 0).
+
+    Returns:
+        ``{"yaw": (K,), "mislabelled": (K,), "visible": (K,), "exact_visible": (K,)}`` float arrays: the fraction
+        of vertices on which the back-face mask and the exact visibility (ray cast with back-face culling,
+        :func:`~mmstn.layers.occlusion_visibility`) disagree, and the visible fraction under each.
+    """
+    yaws = np.asarray(yaws_deg, dtype=np.float64)
+    d = stn.generator.n_components
+    base = torch.zeros(1, 6 + d) if theta is None else torch.as_tensor(theta).reshape(1, -1).float()
+    if theta is None:
+        base[0, 3:5] = 112.0
+    th = base.repeat(len(yaws), 1).to(stn.generator.morphable.mean.dtype)
+    th[:, :3] = 0.0
+    th[:, 1] = torch.from_numpy(np.deg2rad(yaws)).to(th.dtype)
+    with torch.no_grad():
+        rotated = stn.generator(th).rotated
+        approx = stn.visibility.visible(rotated)
+    exact = occlusion_visibility(rotated.double(), stn.visibility.faces, backface_culling=True)
+    return {
+        "yaw": yaws,
+        "mislabelled": mislabelled_fraction(approx, exact).numpy(),
+        "visible": approx.double().mean(-1).numpy(),
+        "exact_visible": exact.double().mean(-1).numpy(),
+    }
+
+
 def fig_align_corners(size: int = 4, sample: tuple[float, float] = (1.35, 2.6), fig_size: float = 3.4) -> Figure:
     """Pixel centres and the normalised grid coordinate, ``align_corners=True`` against ``False``.
 
@@ -699,7 +739,9 @@ def fig_stn_strip(images: torch.Tensor | Sequence[torch.Tensor], outputs: Sequen
         m = _np(out.mask[0, 0]).astype(bool)
         sub = np.zeros((g, g), dtype=bool)
         sub[::step, ::step] = True
-        for sel, colour in ((sub & m, "cyan"), (sub & ~m, "red")):
+        dense = np.zeros((g, g), dtype=bool)
+        dense[:: max(1, step // 2), :: max(1, step // 2)] = True
+        for sel, colour in ((sub & m, "cyan"), (dense & ~m, "red")):
             axes[i, 1].scatter(p[sel][:, 0], p[sel][:, 1], s=1.2, c=colour)
         _show_grid_image(axes[i, 2], out.sampled[0], "")
         _show_grid_image(axes[i, 3], out.mask[0, 0], "", cmap="gray", vmin=0, vmax=1)

@@ -35,6 +35,7 @@ ARTIFACTS_DIR = REPO_ROOT / "build" / "ui-screenshots"  # same folder as tests/u
 WIDGET_NOTEBOOKS = [
     "01_morphable_model.ipynb",
     "02_tutte_embedding.ipynb",
+    "04_sampler_and_visibility.ipynb",
     "05_losses_and_fitting.ipynb",
 ]
 
