@@ -37,6 +37,7 @@ WIDGET_NOTEBOOKS = [
     "02_tutte_embedding.ipynb",
     "04_sampler_and_visibility.ipynb",
     "05_losses_and_fitting.ipynb",
+    "07_averaging.ipynb",
 ]
 
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
