@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from mmstn.errors import ShapeError
+from mmstn.scores import summarise_distances
 from mmstn.stn import STN3DMM
 
 __all__ = [
@@ -1042,24 +1043,15 @@ def correspondence_score(flattened: torch.Tensor, mask: torch.Tensor, subject_id
     d = torch.sqrt((ssd / (c * ov.clamp(min=1))).clamp(min=0)).numpy()
     valid = (frac >= min_overlap) & ~np.eye(n, dtype=bool)
     d = np.where(valid, d, np.nan)
-    same = ids[:, None] == ids[None, :]
-    iu = np.triu(np.ones((n, n), dtype=bool), 1) & valid
-    wv, bv = d[iu & same], d[iu & ~same]
-    within = float(wv.mean()) if wv.size else float("nan")
-    between = float(bv.mean()) if bv.size else float("nan")
-    nn_ok = []
-    for i in range(n):
-        row = d[i]
-        if np.isfinite(row).any():
-            nn_ok.append(bool(same[i, int(np.nanargmin(row))]))
+    within, between, ratio, nn_accuracy, n_within, n_between = summarise_distances(d, ids)
     return CorrespondenceScore(
         within=within,
         between=between,
-        ratio=within / between if between and np.isfinite(between) else float("nan"),
-        nn_accuracy=float(np.mean(nn_ok)) if nn_ok else float("nan"),
+        ratio=ratio,
+        nn_accuracy=nn_accuracy,
         distances=d,
         overlap=frac,
         subject_ids=ids,
-        n_within=int(wv.size),
-        n_between=int(bv.size),
+        n_within=n_within,
+        n_between=n_between,
     )

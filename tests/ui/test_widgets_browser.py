@@ -38,6 +38,7 @@ WIDGET_NOTEBOOKS = [
     "04_sampler_and_visibility.ipynb",
     "05_losses_and_fitting.ipynb",
     "07_averaging.ipynb",
+    "08_resampling_vs_reconstruction.ipynb",
 ]
 
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
