@@ -37,6 +37,7 @@ WIDGET_NOTEBOOKS = [
     "02_tutte_embedding.ipynb",
     "04_sampler_and_visibility.ipynb",
     "05_losses_and_fitting.ipynb",
+    "06_training.ipynb",
     "07_averaging.ipynb",
     "08_resampling_vs_reconstruction.ipynb",
 ]

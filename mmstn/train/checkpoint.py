@@ -1,0 +1,286 @@
+"""Checkpoints (full training state, written atomically), weight files, and the shipped pretrained localiser.
+
+Two file kinds, both ``torch.save`` dicts readable with ``torch.load(weights_only=True)``:
+
+* **training checkpoint** (``checkpoint.pt``): ``format`` = :data:`CHECKPOINT_FORMAT`, ``config`` (the
+  :class:`~mmstn.train.config.TrainConfig` as a dict), ``step``, ``model``, ``optimizer``, ``scheduler``,
+  ``scaler``, ``rng`` (Python, NumPy, torch, CUDA), ``sampler`` (what positions the data stream),
+  ``elapsed_s``;
+* **weights** (``weights.pt``, the shipped ``mmstn/checkpoints/<name>.pt``): ``format`` =
+  :data:`WEIGHTS_FORMAT`, ``config``, ``model`` (the localiser's state dict), ``metrics``.
+
+Every reader fails with a :class:`CheckpointError` that names the file and the problem: missing,
+unreadable or truncated, not an mmstn file, written by a different configuration, or holding tensors
+of the wrong shape.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmstn.errors import ModelFileError
+from mmstn.localiser import Localiser
+from mmstn.stn import STN3DMM
+from mmstn.train.config import RESUME_MUTABLE_FIELDS, TrainConfig, config_differences
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "WEIGHTS_FORMAT",
+    "CheckpointError",
+    "available_pretrained",
+    "load_pretrained",
+    "load_training_checkpoint",
+    "load_weights",
+    "pretrained_metrics",
+    "save_training_checkpoint",
+    "save_weights",
+]
+
+CHECKPOINT_FORMAT = "mmstn-train-checkpoint"
+WEIGHTS_FORMAT = "mmstn-localiser-weights"
+FORMAT_VERSION = 1
+_PACKAGE_DIR = "checkpoints"
+
+
+class CheckpointError(ModelFileError):
+    """A checkpoint or weight file is missing, unreadable, of another configuration or of the wrong shapes."""
+
+    def __init__(self, path: str | Path, problem: str, hint: str | None = None) -> None:
+        super().__init__(path, problem, hint or "Check the path, or delete the file to start training afresh")
+
+
+# ------------------------------------------------------------------------------------------ writing
+def _atomic_save(obj: dict, path: Path) -> None:
+    """torch.save to ``path.tmp``, flush to disk, then rename over ``path`` (never a half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _portable_rng(state: dict[str, Any]) -> dict[str, Any]:
+    """RNG states as tensors and plain numbers (loadable with ``weights_only=True``)."""
+    version, mt, gauss = state["python"]
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    out = {
+        "python": {"version": int(version), "state": torch.tensor(mt, dtype=torch.int64),
+                   "gauss": None if gauss is None else float(gauss)},
+        "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": state["torch"],
+    }
+    if "cuda" in state:
+        out["cuda"] = list(state["cuda"])
+    return out
+
+
+def _native_rng(state: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`_portable_rng`."""
+    p, n = state["python"], state["numpy"]
+    out = {
+        "python": (p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]),
+        "numpy": (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]),
+        "torch": state["torch"],
+    }
+    if "cuda" in state:
+        out["cuda"] = state["cuda"]
+    return out
+
+
+def save_training_checkpoint(path: str | Path, *, config: TrainConfig, step: int, model: Localiser,
+                             optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, rng: dict[str, Any],
+                             sampler: dict[str, int], elapsed_s: float = 0.0) -> Path:
+    """Write the full training state atomically (module docstring); returns the path."""
+    path = Path(path)
+    _atomic_save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "version": FORMAT_VERSION,
+            "config": config.to_dict(),
+            "step": int(step),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else {},
+            "rng": _portable_rng(rng),
+            "sampler": dict(sampler),
+            "elapsed_s": float(elapsed_s),
+            "torch_version": str(torch.__version__),
+        },
+        path,
+    )
+    return path
+
+
+def save_weights(path: str | Path, localiser: Localiser, config: TrainConfig, metrics: dict | None = None,
+                 dtype: torch.dtype = torch.float32) -> Path:
+    """Write the localiser's weights (floating tensors cast to ``dtype``), its config and metrics, atomically."""
+    state = {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu())
+             for k, v in localiser.state_dict().items()}
+    path = Path(path)
+    _atomic_save({"format": WEIGHTS_FORMAT, "version": FORMAT_VERSION, "config": config.to_dict(), "model": state,
+                  "metrics": dict(metrics or {})}, path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------ reading
+def _read(path: Path, kinds: tuple[str, ...], map_location: Any = "cpu") -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(path, "no such file")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(
+            path, f"unreadable, truncated or corrupt ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+            "Delete it (training restarts from the previous checkpoint or from scratch) or restore a good copy",
+        ) from exc
+    if not isinstance(obj, dict) or obj.get("format") not in kinds:
+        found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+        raise CheckpointError(path, f"not an mmstn {' or '.join(kinds)} file (format: {found!r})")
+    if obj.get("version") != FORMAT_VERSION:
+        raise CheckpointError(path, f"format version {obj.get('version')} (this mmstn reads {FORMAT_VERSION})")
+    missing = [k for k in ("config", "model") if k not in obj]
+    if missing:
+        raise CheckpointError(path, f"lacks the entries {missing}")
+    return obj
+
+
+def _config_of(path: Path, obj: dict[str, Any]) -> TrainConfig:
+    try:
+        return TrainConfig.from_dict(obj["config"], source=f"{path} (its config)")
+    except ValueError as exc:
+        raise CheckpointError(path, f"holds an invalid config: {exc}") from exc
+
+
+def _check_state(path: Path, model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        raise CheckpointError(
+            path, f"tensors do not match the localiser: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    for k, v in own.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise CheckpointError(
+                path, f"tensor {k!r} has shape {tuple(state[k].shape)}, the localiser expects {tuple(v.shape)}",
+                "The file was written for another trunk, grid model or number of components",
+            )
+
+
+def load_training_checkpoint(path: str | Path, config: TrainConfig | None = None, map_location: Any = "cpu",
+                             model: torch.nn.Module | None = None) -> dict[str, Any]:
+    """Read a training checkpoint and check that it belongs to ``config`` (and fits ``model``, when given).
+
+    Returns:
+        the checkpoint dict, with ``rng`` converted back to :func:`mmstn.train.loop.set_rng_state`'s form and
+        ``config`` as a :class:`TrainConfig`.
+
+    Raises:
+        CheckpointError: missing, unreadable, not a training checkpoint, another configuration (the message
+            lists the differing fields), or tensors of the wrong shape.
+    """
+    path = Path(path)
+    obj = _read(path, (CHECKPOINT_FORMAT,), map_location)
+    for key in ("optimizer", "scheduler", "rng", "step"):
+        if key not in obj:
+            raise CheckpointError(path, f"lacks the entry {key!r}: not a complete training checkpoint")
+    saved = _config_of(path, obj)
+    if config is not None:
+        diff = config_differences(saved, config, RESUME_MUTABLE_FIELDS)
+        if diff:
+            changes = ", ".join(f"{k}: {saved.to_dict()[k]!r} → {config.to_dict()[k]!r}" for k in diff[:6])
+            raise CheckpointError(
+                path, f"was written by a run with another configuration ({changes})",
+                "Resume with the config.json saved beside it, train in another folder, or pass resume=False",
+            )
+    if model is not None:
+        _check_state(path, model, obj["model"])
+    obj["config"] = saved
+    obj["rng"] = _native_rng(obj["rng"])
+    return obj
+
+
+def load_weights(path: str | Path, config: TrainConfig | None = None,
+                 device: str | torch.device = "cpu") -> tuple[Localiser, STN3DMM, TrainConfig]:
+    """Build the localiser and STN a weight file (or training checkpoint) was trained for and load it.
+
+    Args:
+        path: a ``weights.pt``/``checkpoint.pt`` or a shipped ``<name>.pt``.
+        config: when given, the file's model-defining fields must agree with it.
+        device: where to put the models.
+
+    Returns:
+        (localiser in eval mode, stn, the file's config).
+    """
+    from mmstn.train.loop import build_model
+
+    path = Path(path)
+    obj = _read(path, (WEIGHTS_FORMAT, CHECKPOINT_FORMAT))
+    saved = _config_of(path, obj)
+    if config is not None:
+        model_fields = ("model", "grid_size", "stn", "trunk", "trunk_input", "trunk_widths", "image_size")
+        diff = [k for k in model_fields if saved.to_dict()[k] != config.to_dict()[k]]
+        if diff:
+            raise CheckpointError(path, f"was trained with another model configuration (differs in: {', '.join(diff)})",
+                                  "Pass the config saved with it, or None to use the file's own")
+    with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten; leave the caller's RNG alone
+        localiser, stn = build_model(saved.replace(vgg_weights=None))
+    state = obj["model"]
+    _check_state(path, localiser, state)
+    own = localiser.state_dict()
+    localiser.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    localiser.to(device).eval()
+    stn.to(device)
+    return localiser, stn, saved
+
+
+# ------------------------------------------------------------------------------------------ pretrained
+def available_pretrained() -> list[str]:
+    """Names of the localisers shipped in ``mmstn/checkpoints/``."""
+    root = resources.files("mmstn") / _PACKAGE_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p.name[:-3] for p in root.iterdir() if p.name.endswith(".pt"))
+
+
+def _resource(name: str, suffix: str):
+    res = resources.files("mmstn") / _PACKAGE_DIR / f"{name}{suffix}"
+    if not res.is_file():
+        raise CheckpointError(
+            f"mmstn/{_PACKAGE_DIR}/{name}{suffix}", "no such shipped file",
+            f"Available pretrained localisers: {available_pretrained() or 'none'} (is mmstn installed with its "
+            "package data?)",
+        )
+    return res
+
+
+def load_pretrained(
+    name: str = "builtin_small", device: str | torch.device = "cpu"
+) -> tuple[Localiser, STN3DMM, TrainConfig]:
+    """The shipped localiser ``name`` (trained by mmstn on its own synthetic data of the built-in model).
+
+    Returns:
+        (localiser in eval mode: image (B, 3, 224, 224) in [0, 1] → θ (B, 16), its STN3DMM, its TrainConfig).
+    """
+    res = _resource(name, ".pt")
+    with ExitStack() as stack:
+        path = stack.enter_context(resources.as_file(res))
+        return load_weights(path, device=device)
+
+
+def pretrained_metrics(name: str = "builtin_small") -> dict[str, Any]:
+    """The validation metrics recorded for the shipped localiser ``name`` (``<name>_metrics.json``)."""
+    import json
+
+    return json.loads(_resource(name, "_metrics.json").read_text())
