@@ -219,7 +219,9 @@ def test_exclude_black_masks_padding(render_model, stn):
 
 # ---------------------------------------------------------------------------------------------- estimators
 def test_estimators_default_and_localiser(stn, monkeypatch):
-    monkeypatch.setitem(sys.modules, "mmstn.train", None)  # as if mmstn.train did not exist
+    # as if mmstn.train did not exist (both entries: an earlier test may have imported the submodule)
+    monkeypatch.setitem(sys.modules, "mmstn.train", None)
+    monkeypatch.setitem(sys.modules, "mmstn.train.checkpoint", None)
     est, how = default_estimator(stn, n_iter=5)
     assert "fitting" in how and "mmstn.train" in how
     with pytest.raises(RuntimeError):
