@@ -62,10 +62,10 @@ import torch
 import torch.nn.functional as F
 
 from mmstn.errors import ShapeError, check_finite
-from mmstn.layers.grid import grid_to_pixels, grid_triangles, labels_to_pixels
-from mmstn.layers.visibility import grid_vertex_normals, occlusion_visibility, vertex_normals
+from mmstn.layers.grid import grid_to_pixels, grid_triangles
+from mmstn.layers.visibility import grid_vertex_normals, occlusion_visibility
 from mmstn.models.morphable import MorphableModel
-from mmstn.render import Fragments, Lighting, pose_vertices, rasterize, render_colours
+from mmstn.render import Fragments, Lighting, posed_for_raster, rasterize, render_colours
 from mmstn.stn import STN3DMM
 
 __all__ = [
@@ -724,13 +724,8 @@ def render_sh(
     if tuple(albedo.shape) != (model.n_vertices, 3):
         raise ShapeError(f"albedo must have shape ({model.n_vertices}, 3), got {tuple(albedo.shape)}")
     check_finite("albedo", albedo)
+    points, _, p3, normals = posed_for_raster(model, theta, image_size, scale_base)
     with torch.no_grad():
-        points, rotated, s = pose_vertices(model, theta, scale_base)
-        pix = labels_to_pixels(points[0].double(), image_size)
-        depth = rotated[0, :, 2].double() * s[0].double()
-        p3 = torch.cat([pix, depth[:, None]], 1).numpy()
-        normals = vertex_normals(rotated.double(), model.triangles, "area", "accumulate")[0]
-        normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         colours = (sh_shading(normals, sh) * albedo).clamp(0.0, 1.0)
     frag = rasterize(p3, model.triangles, image_size, image_size)
     img = render_colours(frag, model.triangles, colours.numpy())

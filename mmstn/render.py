@@ -16,7 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["Fragments", "Lighting", "RenderedFace", "pose_vertices", "rasterize", "render_colours", "render_face"]
+__all__ = [
+    "Fragments",
+    "Lighting",
+    "RenderedFace",
+    "pose_vertices",
+    "posed_for_raster",
+    "rasterize",
+    "render_colours",
+    "render_face",
+]
 
 
 def _np(x) -> np.ndarray:
@@ -211,6 +220,29 @@ def pose_vertices(model, theta: torch.Tensor, scale_base: str | float = "exp"):
     return points, rotated, s
 
 
+def posed_for_raster(model, theta: torch.Tensor, image_size: int, scale_base: str | float = "exp"):
+    """Pose one face for rasterisation.
+
+    Args:
+        model: the morphable model; theta: (1, 6 + D); image_size: H = W; scale_base: see :func:`pose_vertices`.
+
+    Returns:
+        (points (1, N, 2) label frame, rotated (1, N, 3) mm, pixel-frame points with depth as a float64 array
+        (N, 3) for :func:`rasterize`, unit vertex normals (N, 3) float64 of the rotated shape).
+    """
+    from mmstn.layers.grid import labels_to_pixels
+    from mmstn.layers.visibility import vertex_normals
+
+    with torch.no_grad():
+        points, rotated, s = pose_vertices(model, theta, scale_base)
+        pix = labels_to_pixels(points[0].double(), image_size)
+        depth = rotated[0, :, 2].double() * s[0].double()
+        p3 = torch.cat([pix, depth[:, None]], 1).numpy()
+        normals = vertex_normals(rotated.double(), model.triangles, "area", "accumulate")[0]
+        normals = normals / normals.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    return points, rotated, p3, normals
+
+
 def render_face(
     model,
     theta: torch.Tensor,
@@ -235,17 +267,8 @@ def render_face(
     Returns:
         :class:`RenderedFace`.
     """
-    from mmstn.layers.grid import labels_to_pixels
-    from mmstn.layers.visibility import vertex_normals
-
     theta = torch.as_tensor(theta).reshape(1, -1)
-    with torch.no_grad():
-        points, rotated, s = pose_vertices(model, theta, scale_base)
-        pix = labels_to_pixels(points[0].double(), image_size)
-        depth = rotated[0, :, 2].double() * s[0].double()
-        p3 = torch.cat([pix, depth[:, None]], 1).numpy()
-        normals = vertex_normals(rotated.double(), model.triangles, "area", "accumulate")[0]
-        normals = normals / normals.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    points, rotated, p3, normals = posed_for_raster(model, theta, image_size, scale_base)
     frag = rasterize(p3, model.triangles, image_size, image_size)
     light = np.asarray(lighting.direction, dtype=np.float64)
     light /= np.linalg.norm(light)
