@@ -27,6 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_stn_head import time_ms  # the same timer for every STN figure (script folder is on sys.path)
+
 from mmstn.fitting import fit
 from mmstn.losses import AUTHORS_WEIGHTS, landmark_loss, objective, prior_loss, siamese_loss, symmetry_loss
 from mmstn.models import builtin_model
@@ -35,17 +37,6 @@ from mmstn.stn import STN3DMM, STNConfig
 from mmstn.uv import builtin_grid_model
 
 B = 32
-
-
-def median_ms(fn, repeat: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 def inputs(g: int):
@@ -91,8 +82,8 @@ def main() -> None:
         # alternate the two so that load from other processes hits both alike
         heads, fulls = [], []
         for _ in range(repeat):
-            heads.append(median_ms(head_fn, 1, warmup=1))
-            fulls.append(median_ms(full_fn, 1, warmup=1))
+            heads.append(time_ms(head_fn, 1, warmup=1))
+            fulls.append(time_ms(full_fn, 1, warmup=1))
         head, full = statistics.median(heads), statistics.median(fulls)
         added = full - head
         verdict = "met" if added <= target else "MISSED"

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from mmstn.data.synthetic import (
     FastFaceRenderer,
     SceneDistribution,
+    draw_lighting,
     euler_to_axis_angle,
     reference_scale,
     subject_parameters,
@@ -661,15 +662,7 @@ def sample_subjects(
             box = (rot[lm_r, :2].min(0) + rot[lm_r, :2].max(0)) / 2
             t = (H + 1) / 2 + rng.uniform(-4, 4, 2) * H / 224 - s * box
             theta = np.concatenate([r, t, [math.log(s)], alpha]).astype(np.float32)
-            az = np.deg2rad(rng.uniform(-1, 1) * scene.light_azimuth_deg)
-            el = np.deg2rad(rng.uniform(-1, 1) * scene.light_elevation_deg)
-            light = Lighting(
-                ambient=float(rng.uniform(*scene.ambient)),
-                diffuse=float(rng.uniform(*scene.diffuse)),
-                direction=(float(np.sin(az) * np.cos(el)), float(np.sin(el)), float(np.cos(az) * np.cos(el))),
-            )
-            jit = scene.light_gain_jitter
-            gain = tuple(float(x) for x in rng.uniform(1 - jit, 1 + jit, 3))
+            light, gain = draw_lighting(rng, scene)
             row.append((light, gain))
             bg = _background(rng, H)
             out = renderer.render(theta.astype(np.float64), alb, light, H, bg, gain)

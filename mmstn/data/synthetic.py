@@ -505,6 +505,23 @@ def _landmark_box_centre(points: np.ndarray) -> np.ndarray:
     return (points.min(axis=0) + points.max(axis=0)) / 2.0
 
 
+def draw_lighting(rng: np.random.Generator, scene: SceneDistribution) -> tuple[Lighting, tuple[float, float, float]]:
+    """Draw a light of the scene distribution: (ambient + Lambert :class:`~mmstn.render.Lighting`, RGB gain).
+
+    Draw order (azimuth, elevation, ambient, diffuse, 3 gains) is part of the generator's determinism.
+    """
+    az = np.deg2rad(rng.uniform(-1.0, 1.0) * scene.light_azimuth_deg)
+    el = np.deg2rad(rng.uniform(-1.0, 1.0) * scene.light_elevation_deg)
+    lighting = Lighting(
+        ambient=float(rng.uniform(*scene.ambient)),
+        diffuse=float(rng.uniform(*scene.diffuse)),
+        direction=(float(np.sin(az) * np.cos(el)), float(np.sin(el)), float(np.cos(az) * np.cos(el))),
+    )
+    jit = scene.light_gain_jitter
+    gain = tuple(float(g) for g in rng.uniform(1.0 - jit, 1.0 + jit, 3))
+    return lighting, gain  # type: ignore[return-value]
+
+
 def draw_parameters(
     model,
     index: int,
@@ -530,14 +547,7 @@ def draw_parameters(
         alpha_exp = np.clip(alpha_exp, -dist.alpha_clip, dist.alpha_clip)
     s = reference_scale(model, dist, image_size) * rng.uniform(1.0 - dist.scale_jitter, 1.0 + dist.scale_jitter)
     jitter = rng.uniform(-1.0, 1.0, 2) * dist.translation_jitter_px * k
-    az = np.deg2rad(rng.uniform(-1.0, 1.0) * scene.light_azimuth_deg)
-    el = np.deg2rad(rng.uniform(-1.0, 1.0) * scene.light_elevation_deg)
-    lighting = Lighting(
-        ambient=float(rng.uniform(*scene.ambient)),
-        diffuse=float(rng.uniform(*scene.diffuse)),
-        direction=(float(np.sin(az) * np.cos(el)), float(np.sin(el)), float(np.cos(az) * np.cos(el))),
-    )
-    gain = tuple(float(g) for g in rng.uniform(1.0 - scene.light_gain_jitter, 1.0 + scene.light_gain_jitter, 3))
+    lighting, gain = draw_lighting(rng, scene)
     weights = np.asarray(scene.background_weights, dtype=np.float64)
     background = _BACKGROUNDS[int(rng.choice(3, p=weights / weights.sum()))]
 
