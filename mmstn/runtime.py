@@ -21,6 +21,7 @@ __all__ = [
     "REPO_ROOT",
     "data_dir",
     "device",
+    "display_path",
     "figures_dir",
     "is_smoke",
     "seed_everything",
@@ -71,6 +72,22 @@ def data_dir() -> Path:
 def shared_data_dir() -> Path:
     """Reference data for tests and local runs (``MMSTN_SHARED_DATA``, default ``<repo>/../shared/data``)."""
     return Path(os.environ.get("MMSTN_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")).expanduser()
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as a reader should see it: relative to the checkout when inside it, else with ``~``.
+
+    Notebook outputs are committed, so they must not show the folders of the machine that executed them.
+    """
+    p = Path(path).expanduser().resolve()
+    try:
+        return p.relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        pass
+    try:
+        return "~/" + p.relative_to(Path.home()).as_posix()
+    except ValueError:
+        return p.name if p.is_absolute() else p.as_posix()
 
 
 def figures_dir(create: bool = True) -> Path:
