@@ -41,8 +41,8 @@ def test_model_figures_have_the_expected_panels() -> None:
     model = builtin_model()
     for fig, n_axes in [
         (fig_three_views(model), 3),
-        (fig_components(model, "identity", n=2), 6),
-        (fig_components(model, "expression", n=1), 3),
+        (fig_components(model, "identity", n=2), 6 + 2),  # + one colour bar per row
+        (fig_components(model, "expression", n=1), 3 + 1),
         (fig_landmarks(model), 2),
         (fig_random_faces(model, n=3), 3),
     ]:
@@ -50,6 +50,31 @@ def test_model_figures_have_the_expected_panels() -> None:
         plt.close(fig)
     with pytest.raises(ValueError, match="kind="):
         fig_components(model, "texture")
+
+
+def _panel_pixels(fig, ax) -> np.ndarray:
+    """The RGB pixels (H, W, 3) in [0, 1] inside ``ax`` of the drawn ``fig``."""
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())[..., :3] / 255.0
+    x0, y0, x1, y1 = ax.get_window_extent().extents
+    h = rgba.shape[0]
+    return rgba[int(h - y1) : int(h - y0), int(x0) : int(x1)]
+
+
+def test_component_panels_show_opposite_signed_displacements() -> None:
+    # The figure claims that −3σ and +3σ move the surface in opposite directions: the red-minus-blue colour
+    # of the two panels must be anti-correlated (with |displacement| colouring they were identical).
+    model = builtin_model()
+    fig = fig_components(model, "identity", n=1)
+    minus, plus = (_panel_pixels(fig, fig.axes[i]) for i in (0, 2))
+    h, w = min(minus.shape[0], plus.shape[0]), min(minus.shape[1], plus.shape[1])
+    minus, plus = minus[:h, :w], plus[:h, :w]
+    face = (minus.min(-1) < 0.97) & (plus.min(-1) < 0.97)  # drawn on both panels (background is white)
+    assert face.mean() > 0.2
+    rb_minus = (minus[..., 0] - minus[..., 2])[face]
+    rb_plus = (plus[..., 0] - plus[..., 2])[face]
+    assert np.corrcoef(rb_minus, rb_plus)[0, 1] < -0.5
+    plt.close(fig)
 
 
 def test_sample_alpha_is_seeded_prior_draw() -> None:

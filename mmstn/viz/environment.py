@@ -10,22 +10,49 @@ import mmstn
 from mmstn import runtime
 
 
-def use_compact_figures(dpi: int = 72, quality: int = 85) -> None:
-    """Show inline figures as JPEG at ``dpi`` so that committed notebooks stay small.
+def figure_png(fig, dpi: int = 100, colours: int = 256) -> bytes:
+    """``fig`` as a palette PNG at ``dpi``: lossless text and lines, 3-5x smaller than a full-colour PNG.
 
-    Rendered faces compress 5–10× better as JPEG than as PNG; figures saved with
-    :func:`mmstn.viz.save_figure` are still written as PNG. Does nothing outside IPython.
+    Rendered faces have smooth shading that a 256-colour adaptive palette keeps without visible banding,
+    while ticks and labels stay sharp (which JPEG does not). Used for inline notebook figures.
+    """
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    buf.seek(0)
+    with Image.open(buf) as im:
+        pal = im.convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    pal.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def use_compact_figures(dpi: int = 100) -> None:
+    """Show inline figures as palette PNGs at ``dpi`` (default 100) so that committed notebooks stay small.
+
+    Figures saved with :func:`mmstn.viz.save_figure` are written as full-colour PNGs. Does nothing outside
+    IPython.
     """
     import matplotlib as mpl
+    from matplotlib.figure import Figure
 
     mpl.rcParams["figure.dpi"] = dpi
+    mpl.rcParams["savefig.dpi"] = dpi
     try:
         from IPython import get_ipython
-        from matplotlib_inline.backend_inline import set_matplotlib_formats
     except ImportError:
         return
-    if get_ipython() is not None:
-        set_matplotlib_formats("jpeg", pil_kwargs={"quality": quality})
+    import matplotlib.pyplot  # noqa: F401 - activates the inline backend first, so our formatter wins
+
+    ip = get_ipython()
+    if ip is None:
+        return
+    formatters = ip.display_formatter.formatters
+    formatters["image/jpeg"].pop(Figure, None)
+    formatters["image/png"].for_type(Figure, lambda fig: figure_png(fig, dpi))
 
 
 def print_environment() -> None:

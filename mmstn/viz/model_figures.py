@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from mmstn.models.morphable import MorphableModel
 from mmstn.viz.mesh import draw_mesh, rotation_from_angles
 
-__all__ = ["fig_components", "fig_landmarks", "fig_random_faces", "fig_three_views", "sample_alpha"]
+__all__ = ["fig_components", "fig_landmarks", "fig_random_faces", "fig_three_views", "sample_alpha", "vertex_normals_np"]
 
 #: Views used throughout: frontal, three-quarter and profile (yaw in degrees, towards the viewer's right).
 VIEWS: tuple[tuple[str, float], ...] = (("front", 0.0), ("three-quarter", 45.0), ("profile", 90.0))
@@ -27,13 +27,25 @@ def fig_three_views(model: MorphableModel, alpha: torch.Tensor | None = None, si
     return fig
 
 
+def vertex_normals_np(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals (N, 3) of a counter-clockwise mesh (pointing out of the face)."""
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(triangles, dtype=np.int64)
+    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])  # length = 2 · area
+    n = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(n, f[:, k], fn)
+    return n / (np.linalg.norm(n, axis=1, keepdims=True) + 1e-12)
+
+
 def fig_components(
     model: MorphableModel, kind: str = "identity", n: int = 3, sigma: float = 3.0, size: float = 2.4
 ) -> Figure:
     """Rows: the first ``n`` identity (or expression) components; columns: −σ·k, mean, +σ·k.
 
-    Each face is coloured by its per-vertex displacement from the mean (mm) so that the small
-    expression components are visible, and shaded for shape.
+    The ±σ faces are coloured by their signed displacement along the mean face's outward normal (mm; red
+    out of the face, blue into it, one colour bar per row), so −σ and +σ read as opposites; the mean is shown
+    in its albedo.
     """
     if kind not in ("identity", "expression"):
         raise ValueError(f"kind={kind!r}: use 'identity' or 'expression'")
@@ -42,24 +54,25 @@ def fig_components(
     n = min(n, available)
     if n == 0:
         raise ValueError(f"model {model.name!r} has no {kind} components")
-    fig, axes = plt.subplots(n, 3, figsize=(3 * size, n * size * 1.05), squeeze=False)
-    cmap = plt.get_cmap("magma")
+    fig, axes = plt.subplots(n, 3, figsize=(3 * size + 0.8, n * size * 1.05), squeeze=False, layout="constrained")
+    cmap = plt.get_cmap("RdBu_r")
+    normals = vertex_normals_np(model.mean.numpy(), model.triangles.numpy())
     for row in range(n):
         k = offset + row
         alphas = torch.zeros(3, model.n_components, dtype=model.dtype)
         alphas[0, k], alphas[2, k] = -sigma, sigma
         shapes = model.shape(alphas)
-        disp = (shapes - model.mean).norm(dim=-1)
-        vmax = float(disp.max()) or 1.0
+        signed = ((shapes - model.mean).numpy() * normals[None]).sum(-1)  # (3, N) mm along the normal
+        vmax = float(np.abs(signed).max()) or 1.0
+        norm = plt.Normalize(-vmax, vmax)
         for col in range(3):
-            # the mean in its albedo, the ±kσ faces coloured by how far each vertex moved
-            colour = model.colour if col == 1 else cmap(np.clip(disp[col].numpy() / vmax, 0, 1))[:, :3]
+            colour = model.colour if col == 1 else cmap(norm(signed[col]))[:, :3]
             draw_mesh(axes[row, col], shapes[col], model.triangles, R=rotation_from_angles(yaw=30), colour=colour)
             label = ["−", "", "+"][col]
-            title = f"{kind} {row + 1}: {label}{sigma:g}σ (max {vmax:.1f} mm)" if col != 1 else "mean"
+            title = f"{kind} {row + 1}: {label}{sigma:g}σ" if col != 1 else "mean"
             axes[row, col].set_title(title, fontsize=9)
-    fig.suptitle(f"{kind} components of {model.name} (colour: displacement, mm)")
-    fig.tight_layout()
+        fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[row, :], shrink=0.8,
+                     label="along normal (mm)")
     return fig
 
 
