@@ -29,6 +29,7 @@ from mmstn.layers.rotation import rodrigues, rodrigues_jacobian
 from mmstn.layers.visibility import grid_normal_z, mislabelled_fraction, occlusion_visibility
 from mmstn.models.morphable import MorphableModel
 from mmstn.viz.mesh import draw_mesh, rotation_from_angles
+from mmstn.viz.style import to_rgb
 
 __all__ = [
     "GradientCheck",
@@ -51,7 +52,6 @@ __all__ = [
     "grid_outline",
     "imshow_label_frame",
     "naive_rodrigues",
-    "to_rgb",
     "visibility_sweep",
 ]
 
@@ -59,16 +59,6 @@ __all__ = [
 # ------------------------------------------------------------------------------------------ helpers
 def _np(x) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-
-def to_rgb(x: torch.Tensor) -> np.ndarray:
-    """(C, H, W) tensor (C = 1 or 3, values in [0, 1]) → (H, W, 3) array for ``imshow``."""
-    x = x.detach().cpu().float()
-    if x.ndim == 2:
-        x = x[None]
-    if x.shape[0] == 1:
-        x = x.expand(3, -1, -1)
-    return x.clamp(0, 1).permute(1, 2, 0).numpy()
 
 
 def imshow_label_frame(ax: Axes, image: torch.Tensor, ticks: bool = True) -> None:

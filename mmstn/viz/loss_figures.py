@@ -9,16 +9,9 @@ from matplotlib.figure import Figure
 
 from mmstn.layers.grid import labels_to_pixels
 from mmstn.losses import mirror_columns
+from mmstn.viz.style import point_style, to_rgb
 
-__all__ = ["fig_fit", "fig_landscape", "fig_siamese_pair", "fig_symmetry_pair", "to_rgb"]
-
-
-def to_rgb(x: torch.Tensor) -> np.ndarray:
-    """(C, H, W) tensor in [0, 1] → (H, W, 3) array for ``imshow`` (grey images are repeated)."""
-    x = x.detach().cpu().float()
-    if x.shape[0] == 1:
-        x = x.expand(3, -1, -1)
-    return x.clamp(0, 1).permute(1, 2, 0).numpy()
+__all__ = ["fig_fit", "fig_landscape", "fig_siamese_pair", "fig_symmetry_pair"]
 
 
 def _show(ax, img, title: str, frame: bool = False) -> None:
@@ -96,7 +89,7 @@ def fig_fit(
     history: dict[str, list[float]],
     start: torch.Tensor | None = None,
 ) -> Figure:
-    """A fit at a glance: the image with labels (green), start (red) and fitted landmarks (cyan), the
+    """A fit at a glance: the image with labels (yellow rings), start (vermilion x) and fit (blue +), the
     landmark error per iteration, and the flattened output with its mask.
 
     Args:
@@ -104,11 +97,11 @@ def fig_fit(
     """
     h = image.shape[-2]
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
-    _show(axes[0], to_rgb(image), "labels (green), start (red), fit (cyan)")
-    for pts, colour in ((labels, "lime"), (start, "red"), (fitted, "cyan")):
+    _show(axes[0], to_rgb(image), "labels (o), start (x), fit (+)")
+    for pts, role in ((labels, "label"), (start, "start"), (fitted, "estimate")):
         if pts is not None:
             p = labels_to_pixels(pts.detach().float(), h).numpy()
-            axes[0].scatter(p[:, 0], p[:, 1], s=10, c=colour, edgecolors="k", linewidths=0.3)
+            axes[0].scatter(p[:, 0], p[:, 1], **point_style(role))
     err = history.get("landmark_error", [])
     axes[1].semilogy(np.arange(1, len(err) + 1), np.maximum(err, 1e-3))
     axes[1].set_xlabel("objective evaluation")

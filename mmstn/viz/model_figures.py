@@ -10,7 +10,14 @@ from matplotlib.figure import Figure
 from mmstn.models.morphable import MorphableModel
 from mmstn.viz.mesh import draw_mesh, rotation_from_angles
 
-__all__ = ["fig_components", "fig_landmarks", "fig_random_faces", "fig_three_views", "sample_alpha", "vertex_normals_np"]
+__all__ = [
+    "fig_components",
+    "fig_landmarks",
+    "fig_random_faces",
+    "fig_three_views",
+    "sample_alpha",
+    "vertex_normals_np",
+]
 
 #: Views used throughout: frontal, three-quarter and profile (yaw in degrees, towards the viewer's right).
 VIEWS: tuple[tuple[str, float], ...] = (("front", 0.0), ("three-quarter", 45.0), ("profile", 90.0))
@@ -19,7 +26,7 @@ VIEWS: tuple[tuple[str, float], ...] = (("front", 0.0), ("three-quarter", 45.0),
 def fig_three_views(model: MorphableModel, alpha: torch.Tensor | None = None, size: float = 3.2) -> Figure:
     """The shape X(α) (mean when ``alpha`` is None) shaded from the front, at 45° and in profile."""
     x = model.shape(alpha)
-    fig, axes = plt.subplots(1, len(VIEWS), figsize=(size * len(VIEWS), size * 1.1))
+    fig, axes = plt.subplots(1, len(VIEWS), figsize=(size * len(VIEWS), size * 1.1), layout="constrained")
     for ax, (title, yaw) in zip(axes, VIEWS, strict=True):
         draw_mesh(ax, x, model.triangles, R=rotation_from_angles(yaw=yaw), colour=model.colour)
         ax.set_title(f"{title} (yaw {yaw:.0f}°)")
@@ -107,7 +114,7 @@ def fig_random_faces(model: MorphableModel, n: int = 6, seed: int = 0, size: flo
     """``n`` faces X(α) with α drawn from the prior, at a slight three-quarter view."""
     alphas = sample_alpha(model, n, seed)
     shapes = model.shape(alphas)
-    fig, axes = plt.subplots(1, n, figsize=(n * size, size * 1.1))
+    fig, axes = plt.subplots(1, n, figsize=(n * size, size * 1.1), layout="constrained")
     for i, ax in enumerate(np.atleast_1d(axes)):
         draw_mesh(ax, shapes[i], model.triangles, R=rotation_from_angles(yaw=20), colour=model.colour)
         ax.set_title(f"‖α‖ = {float(alphas[i].norm()):.1f}", fontsize=9)

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from mmstn.reconstruction import SH_NAMES, sh_basis
 from mmstn.scores import Comparison, SubjectImages, detail_layer
+from mmstn.viz.style import MASKED_VALUE
 
 __all__ = [
     "DEFAULT_ZOOM",
@@ -32,8 +33,9 @@ __all__ = [
 DEFAULT_ZOOM: tuple[float, float, float, float] = (0.30, 0.62, 0.12, 0.44)
 
 
-def grid_rgb(x: torch.Tensor, mask: torch.Tensor | None = None, background: float = 1.0) -> np.ndarray:
-    """(3, G, G) (and an optional (1, G, G) mask) → (G, G, 3) array for ``imshow``; masked-out cells white."""
+def grid_rgb(x: torch.Tensor, mask: torch.Tensor | None = None, background: float = MASKED_VALUE) -> np.ndarray:
+    """(3, G, G) (and an optional (1, G, G) mask) → (G, G, 3) array for ``imshow``; masked-out cells black,
+    as in every other figure (:data:`mmstn.viz.style.MASKED_VALUE`)."""
     img = x.detach().cpu().float().clamp(0, 1).permute(1, 2, 0).numpy()
     if mask is not None:
         m = mask.detach().cpu().float()[0].numpy()[..., None] > 0.5

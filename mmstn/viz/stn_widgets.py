@@ -23,8 +23,9 @@ from scipy.spatial.transform import Rotation
 
 from mmstn.models.morphable import MorphableModel
 from mmstn.stn import STN3DMM, STNOutput, make_theta, split_theta
-from mmstn.viz.layer_figures import _wireframe, imshow_label_frame, to_rgb
+from mmstn.viz.layer_figures import _wireframe, imshow_label_frame
 from mmstn.viz.mesh import figure_to_png, rotation_from_angles
+from mmstn.viz.style import to_rgb
 
 __all__ = ["POSE_SLIDERS", "STNExplorer", "angles_to_axis_angle", "axis_angle_to_angles", "default_theta",
            "stn_explorer"]

@@ -12,7 +12,7 @@ import torch
 from matplotlib.figure import Figure
 
 from mmstn.layers.grid import labels_to_pixels
-from mmstn.viz.loss_figures import to_rgb
+from mmstn.viz.style import point_style, to_rgb
 
 __all__ = [
     "fig_error_vs_yaw",
@@ -33,11 +33,11 @@ def _off(ax, title: str = "") -> None:
         ax.set_title(title, fontsize=9)
 
 
-def _points(ax, pts: torch.Tensor | None, h: int, colour: str, size: float = 10, label: str | None = None) -> None:
+def _points(ax, pts: torch.Tensor | None, h: int, role: str, size: float = 10, label: str | None = None) -> None:
     if pts is None:
         return
     p = labels_to_pixels(torch.as_tensor(pts).detach().float(), h).numpy()
-    ax.scatter(p[:, 0], p[:, 1], s=size, c=colour, edgecolors="k", linewidths=0.3, label=label)
+    ax.scatter(p[:, 0], p[:, 1], label=label, **point_style(role, size))
 
 
 def smooth(values: Sequence[float], window: int) -> np.ndarray:
@@ -58,15 +58,15 @@ def smooth(values: Sequence[float], window: int) -> np.ndarray:
 
 def fig_initial_projection(image: torch.Tensor, landmarks: torch.Tensor, labels: torch.Tensor | None = None,
                            title: str = "") -> Figure:
-    """The mean face's landmarks under the initial θ (red) over an image, with the image's labels (green).
+    """The mean face's landmarks under the initial θ (vermilion x) over an image, with the image's labels (yellow o).
 
     Args:
         image: (3, S, S); landmarks, labels: (21, 2) label frame.
     """
     fig, ax = plt.subplots(figsize=(3.6, 3.6))
     ax.imshow(to_rgb(image))
-    _points(ax, labels, image.shape[-2], "lime", label="labels")
-    _points(ax, landmarks, image.shape[-2], "red", label="initial θ")
+    _points(ax, labels, image.shape[-2], "label", label="labels")
+    _points(ax, landmarks, image.shape[-2], "start", label="initial θ")
     ax.legend(fontsize=7, loc="lower right")
     _off(ax, title)
     fig.tight_layout()
@@ -122,7 +122,7 @@ def fig_loss_curves(history: Sequence[dict[str, float]], window: int = 25, title
 
 
 def fig_strip(rows: Sequence[dict[str, torch.Tensor]], titles: Sequence[str] | None = None) -> Figure:
-    """The paper's Fig. 6 for several images, one row each: input with the true (green) and estimated (cyan)
+    """The paper's Fig. 6 for several images, one row each: input with the true (yellow o) and estimated (blue +)
     landmarks; the estimated shape rendered in the estimated pose; the sampled image V; the visibility mask M;
     the output W = V ∘ M.
 
@@ -132,15 +132,15 @@ def fig_strip(rows: Sequence[dict[str, torch.Tensor]], titles: Sequence[str] | N
         titles: a label per row (e.g. the error).
     """
     n = len(rows)
-    cols = ("input: labels (green), estimate (cyan)", "estimated shape and pose", "sampled V", "mask M",
+    cols = ("input: labels (o), estimate (+)", "estimated shape and pose", "sampled V", "mask M",
             "output W = V ∘ M")
     fig, axes = plt.subplots(n, 5, figsize=(12.5, 2.55 * n), squeeze=False)
     for i, row in enumerate(rows):
         h = row["image"].shape[-2]
         ax = axes[i, 0]
         ax.imshow(to_rgb(row["image"]))
-        _points(ax, row.get("labels"), h, "lime", 7)
-        _points(ax, row["landmarks"], h, "cyan", 7)
+        _points(ax, row.get("labels"), h, "label", 7)
+        _points(ax, row["landmarks"], h, "estimate", 7)
         ax.set_ylabel(titles[i] if titles else "", fontsize=8)
         axes[i, 1].imshow(to_rgb(row["render"]))
         axes[i, 2].imshow(to_rgb(row["sampled"]))
@@ -183,7 +183,7 @@ def fig_error_vs_yaw(yaw_deg: np.ndarray, error_px: np.ndarray, bins: int = 12, 
 
 def fig_prediction(image: torch.Tensor, landmarks: torch.Tensor, labels: torch.Tensor | None,
                    flattened: torch.Tensor, mask: torch.Tensor, title: str = "") -> Figure:
-    """One localiser prediction: the image with labels (green) and estimated landmarks (cyan), and the
+    """One localiser prediction: the image with labels (yellow o) and estimated landmarks (blue +), and the
     flattened output W with its mask.
 
     Args:
@@ -191,9 +191,9 @@ def fig_prediction(image: torch.Tensor, landmarks: torch.Tensor, labels: torch.T
     """
     fig, axes = plt.subplots(1, 3, figsize=(9.0, 3.2))
     axes[0].imshow(to_rgb(image))
-    _points(axes[0], labels, image.shape[-2], "lime", 9)
-    _points(axes[0], landmarks, image.shape[-2], "cyan", 9)
-    _off(axes[0], title or "labels (green), estimate (cyan)")
+    _points(axes[0], labels, image.shape[-2], "label", 9)
+    _points(axes[0], landmarks, image.shape[-2], "estimate", 9)
+    _off(axes[0], title or "labels (o), estimate (+)")
     axes[1].imshow(to_rgb(flattened))
     _off(axes[1], "flattened W")
     axes[2].imshow(to_rgb(mask), vmin=0, vmax=1)
