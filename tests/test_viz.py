@@ -98,3 +98,16 @@ def test_model_explorer_sliders_redraw_the_face() -> None:
     assert torch.equal(explorer.alpha(), expected)
     explorer.yaw.value = -60.0
     assert explorer.renders == renders + 2
+
+
+def test_log_axes_are_labelled_with_plain_numbers() -> None:
+    from mmstn.viz.style import plain_log_ticks
+
+    fig, ax = plt.subplots()
+    ax.semilogy([1, 2, 3], [1.2, 2.0, 3.5])  # less than a decade: matplotlib labels minor ticks "2×10⁰"
+    plain_log_ticks(ax)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels(minor=True) + ax.get_yticklabels() if t.get_text()]
+    assert labels and "2" in labels
+    assert not any("10^" in t or "times" in t or "×" in t for t in labels), labels
+    plt.close(fig)

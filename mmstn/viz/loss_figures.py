@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from mmstn.layers.grid import labels_to_pixels
 from mmstn.losses import mirror_columns
-from mmstn.viz.style import point_style, to_rgb
+from mmstn.viz.style import plain_log_ticks, point_style, to_rgb
 
 __all__ = ["fig_fit", "fig_landscape", "fig_siamese_pair", "fig_symmetry_pair"]
 
@@ -104,6 +104,7 @@ def fig_fit(
             axes[0].scatter(p[:, 0], p[:, 1], **point_style(role))
     err = history.get("landmark_error", [])
     axes[1].semilogy(np.arange(1, len(err) + 1), np.maximum(err, 1e-3))
+    plain_log_ticks(axes[1])
     axes[1].set_xlabel("objective evaluation")
     axes[1].set_ylabel("mean landmark error (px)")
     axes[1].grid(True, which="both", alpha=0.3)

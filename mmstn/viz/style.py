@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["MASKED_VALUE", "POINT_STYLES", "point_style", "to_rgb"]
+__all__ = ["MASKED_VALUE", "POINT_STYLES", "plain_log_ticks", "point_style", "to_rgb"]
 
 #: Grey level of cells that a mask removes, in every figure (black, as the masked STN output itself is 0).
 MASKED_VALUE: float = 0.0
@@ -37,3 +37,16 @@ def to_rgb(x: torch.Tensor) -> np.ndarray:
     if x.shape[0] == 1:
         x = x.expand(3, -1, -1)
     return x.clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def plain_log_ticks(ax, axis: str = "y") -> None:
+    """Label a log axis with plain numbers (0.5, 1, 2, 5, 10) instead of "2×10⁰"; minor ticks at 2 and 5 only."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    def fmt(v: float, _pos: int) -> str:
+        return f"{v:g}"
+
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(FuncFormatter(fmt))
+    target.set_minor_locator(LogLocator(base=10.0, subs=(2.0, 5.0)))
+    target.set_minor_formatter(FuncFormatter(fmt))

@@ -12,7 +12,7 @@ import torch
 from matplotlib.figure import Figure
 
 from mmstn.layers.grid import labels_to_pixels
-from mmstn.viz.style import point_style, to_rgb
+from mmstn.viz.style import plain_log_ticks, point_style, to_rgb
 
 __all__ = [
     "fig_error_vs_yaw",
@@ -93,6 +93,7 @@ def fig_loss_curves(history: Sequence[dict[str, float]], window: int = 25, title
             ax.plot(steps, smooth(v, window), lw=1.6)
             if np.nanmin(v) > 0:
                 ax.set_yscale("log")
+                plain_log_ticks(ax)
         else:
             ax.plot(steps, v, lw=1.6)
         ax.set_title(name, fontsize=9)
@@ -105,6 +106,7 @@ def fig_loss_curves(history: Sequence[dict[str, float]], window: int = 25, title
     ax.plot(steps[ok], val_err[ok], "o-", label="validation")
     ax.axhline(PAPER_ERROR_PX, color="k", ls="--", lw=0.8, label="paper: 2.35 px (AFLW)")
     ax.set_yscale("log")
+    plain_log_ticks(ax)
     ax.set_title("mean landmark error (px, 224²)", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
@@ -171,6 +173,7 @@ def fig_error_vs_yaw(yaw_deg: np.ndarray, error_px: np.ndarray, bins: int = 12, 
     ax.plot(centres, medians, "o-", color="C3", label="median per 15° bin")
     ax.axhline(PAPER_ERROR_PX, color="k", ls="--", lw=0.8, label="paper: 2.35 px")
     ax.set_yscale("log")
+    plain_log_ticks(ax)
     ax.set_xlabel("true yaw (degrees)")
     ax.set_ylabel("mean landmark error (px)")
     ax.grid(True, which="both", alpha=0.3)
