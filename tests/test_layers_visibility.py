@@ -73,16 +73,38 @@ def test_mask_is_layout_independent(posed):
 
 
 def _matlab_last_write(vertices, faces, weighting, corner_order):
-    """A literal loop over MATLAB's N(tri(:, k), :) = ... assignments (last write wins)."""
+    """A literal transcription of ``N(tri(:, k), :) = N(tri(:, k), :) + w_k``, one statement per slot k.
+
+    MATLAB evaluates the right-hand side for every face before assigning, then assigns face by face, so a
+    vertex repeated in column k keeps the last face's value old + w_k; the next statement starts from there.
+    """
     n = face_normals(vertices, faces)[0]
     ang = corner_angles(vertices, faces)[0]
     if weighting == "angle":
         n = n / n.norm(dim=-1, keepdim=True)
-    out = torch.zeros(vertices.shape[1], 3, dtype=vertices.dtype)
+    normals = torch.zeros(vertices.shape[1], 3, dtype=vertices.dtype)
     for k in corner_order:
+        rhs = [normals[faces[f, k]] + (n[f] if weighting == "area" else ang[f, k] * n[f])
+               for f in range(faces.shape[0])]  # read before any write
         for f in range(faces.shape[0]):
-            out[faces[f, k]] = n[f] if weighting == "area" else ang[f, k] * n[f]
-    return out
+            normals[faces[f, k]] = rhs[f]
+    return normals
+
+
+def test_last_write_keeps_the_last_face_per_slot_and_adds_the_slots():
+    # Vertex 0 sits in slot 0 of faces 0 and 1 and in slot 1 of face 2: its normal is w_0(face 1) + w_1(face 2).
+    v = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.3], [0.0, -1.0, 0.5]]],
+                     dtype=torch.float64)
+    faces = torch.tensor([[0, 1, 2], [0, 2, 3], [4, 0, 1]])
+    contrib = face_normals(v, faces)[0]
+    ang = corner_angles(v, faces)[0]
+    expected0 = ang[1, 0] * contrib[1] + ang[2, 1] * contrib[2]
+    got = vertex_normals(v, faces, "angle_area", rule="last_write")[0]
+    torch.testing.assert_close(got[0], expected0)
+    torch.testing.assert_close(got, _matlab_last_write(v, faces, "angle_area", (0, 1, 2)))
+    # accumulation would also add face 0's corner: a different vector
+    acc = vertex_normals(v, faces, "angle_area")[0]
+    assert not torch.allclose(acc[0], got[0])
 
 
 @pytest.mark.parametrize("order", [(0, 1, 2), AUTHORS_CORNER_ORDER])

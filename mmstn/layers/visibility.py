@@ -22,11 +22,14 @@ Vertex normals, options
 ``rule``:
 
 * ``"accumulate"``: the sums above (the sound vertex normal);
-* ``"last_write"``: the authors' MATLAB ``N(tri(:, k), :) = ...`` keeps, for repeated indices, the last
-  write: a vertex takes the weighted normal of the *last* face (in face order) in which it sits at the
-  last-written corner; corners are written in ``corner_order``. The authors' faces are ours with
-  corners 1 and 2 swapped, so their order on our faces is ``(0, 2, 1)`` (:data:`AUTHORS_CORNER_ORDER`).
-  Reproducing their mask bit for bit also needs their face order, which the method spec does not pin.
+* ``"last_write"``: the authors' ``util/visibilityNotSelf.m``. It accumulates with one statement per
+  corner slot k, ``N(tri(:, k), :) = N(tri(:, k), :) + w_k``. Inside one statement the right-hand side is
+  read before any write, so for a vertex that sits in slot k of several faces only the *last* such face
+  (in face order) survives; across the three statements the contributions add. Each vertex normal is
+  therefore Σ_k w_k(last face with the vertex in slot k). The authors' faces are ours with corners 1 and 2
+  swapped; since the three slots are summed, the result does not depend on the order in which they are
+  written (``corner_order`` is kept for the layer's options, :data:`AUTHORS_CORNER_ORDER`), only on the
+  face order.
 
 For a visibility *mask* only the sign of n_z matters. With area weighting n_z depends only on the x
 and y coordinates: it is twice the signed area of each projected triangle, summed per vertex. For a
@@ -148,29 +151,35 @@ def _corner_weighted(vertices: torch.Tensor, faces: torch.Tensor, weighting: str
     return ang[..., None] * n[:, :, None, :]
 
 
+def _corner_weighted_z(vertices: torch.Tensor, faces: torch.Tensor, weighting: str) -> torch.Tensor:
+    """(B, 3F) z component of :func:`_corner_weighted`, flat index 3·face + corner."""
+    return _corner_weighted(vertices, faces, weighting)[..., 2].reshape(vertices.shape[0], -1)
+
+
 def last_write_sources(
     faces: torch.Tensor, n_vertices: int, corner_order: tuple[int, int, int] = (0, 1, 2)
 ) -> torch.Tensor:
-    """For each vertex, the (face, corner) whose value survives MATLAB's "last write wins" loop.
+    """For each corner slot and vertex, the face corner that survives one MATLAB indexed-add statement.
 
-    The loop writes corner ``corner_order[0]`` of every face in face order, then ``corner_order[1]``,
-    then ``corner_order[2]``; a later write to the same vertex replaces an earlier one.
+    ``N(tri(:, k), :) = N(tri(:, k), :) + w_k`` keeps, for a vertex repeated in column k, the write of the
+    *last* face in face order; the three statements (one per slot, in ``corner_order``) then add up.
 
     Args:
         faces: (F, 3) int64.
         n_vertices: N.
-        corner_order: the order in which the corners are written.
+        corner_order: the order of the slots (rows of the result); it does not change the sum.
 
     Returns:
-        (N,) int64 flat indices 3·face + corner, or −1 for vertices in no face.
+        (3, N) int64 flat indices 3·face + corner, row j for slot ``corner_order[j]``; −1 where the vertex
+        is in no face at that slot.
     """
     f = np.asarray(torch.as_tensor(faces).cpu().numpy(), dtype=np.int64)
-    src = np.full(n_vertices, -1, dtype=np.int64)
-    for k in corner_order:
+    src = np.full((3, n_vertices), -1, dtype=np.int64)
+    for j, k in enumerate(corner_order):
         last = np.full(n_vertices, -1, dtype=np.int64)
-        np.maximum.at(last, f[:, k], np.arange(f.shape[0], dtype=np.int64))  # last face writing v
+        np.maximum.at(last, f[:, k], np.arange(f.shape[0], dtype=np.int64))  # last face with v at slot k
         hit = last >= 0
-        src[hit] = 3 * last[hit] + k
+        src[j, hit] = 3 * last[hit] + k
     return torch.from_numpy(src).to(torch.as_tensor(faces).device)
 
 
@@ -203,10 +212,12 @@ def vertex_normals(
         for k in range(3):
             out.index_add_(1, faces[:, k], contrib[:, :, k])
         return out
-    src = last_write_sources(faces, n, corner_order)
+    src = last_write_sources(faces, n, corner_order)  # (3, N)
     flat = contrib.reshape(b, -1, 3)
-    out = flat.index_select(1, src.clamp_min(0))
-    return out * (src >= 0)[None, :, None]
+    out = vertices.new_zeros(b, n, 3)
+    for row in src:  # one indexed-add statement per slot; their contributions add
+        out = out + flat.index_select(1, row.clamp_min(0)) * (row >= 0)[None, :, None]
+    return out
 
 
 # ---------------------------------------------------------------------------------- grid formulas
@@ -418,15 +429,15 @@ class VisibilityMask(nn.Module):
         self.layout = None if grid_size is None else grid_layout(faces, self.grid_size)
         self.register_buffer("faces", faces.clone(), persistent=False)
         src = last_write_sources(faces, n, self.corner_order) if rule == "last_write" else torch.empty(0).long()
-        self.register_buffer("sources", src, persistent=False)  # 3·face + corner, −1 for none
+        self.register_buffer("sources", src, persistent=False)  # (3, N): 3·face + corner per slot, −1 for none
         self.register_buffer("source_faces", src.clamp_min(0) // 3, persistent=False)
         self.register_buffer("has_source", src >= 0, persistent=False)
 
     def normal_z(self, vertices: torch.Tensor) -> torch.Tensor:
         """The z component of the chosen vertex normals, (B, N, 3) → (B, N); no gradient.
 
-        For ``rule="last_write"`` it is the z of the surviving face's unweighted normal: the weight (an
-        angle, ≥ 0) does not change its sign, which is all the mask uses.
+        For ``rule="last_write"`` it is the z of Σ_k w_k over the three surviving face corners (one per
+        slot): the corner weights differ between the slots, so they are needed for the sign as well.
         """
         check_tensor("vertices", vertices, 3, (3,))
         if vertices.shape[1] != self.n_vertices:
@@ -435,15 +446,11 @@ class VisibilityMask(nn.Module):
             v = vertices.detach()
             g = self.grid_size
             if self.rule == "last_write":
-                # only the sign of the source face's n_z matters (weights are angles ≥ 0)
-                if self.layout == "exact":
-                    n1, n2 = _grid_face_normal_z(v, g)
-                    face_z = torch.stack([n1, n2], -1).reshape(v.shape[0], -1)
-                else:
-                    xy = v[..., :2].index_select(1, self.faces.reshape(-1)).view(v.shape[0], -1, 3, 2)
-                    e1, e2 = xy[:, :, 1] - xy[:, :, 0], xy[:, :, 2] - xy[:, :, 0]
-                    face_z = e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]
-                return face_z.index_select(1, self.source_faces) * self.has_source
+                contrib_z = _corner_weighted_z(v, self.faces, self.weighting)  # (B, 3F)
+                out = v.new_zeros(v.shape[0], self.n_vertices)
+                for row, ok in zip(self.sources, self.has_source, strict=True):
+                    out = out + contrib_z.index_select(1, row.clamp_min(0)) * ok
+                return out
             if self.layout is not None:
                 if self.weighting == "area":
                     return grid_normal_z(v, g)
