@@ -37,3 +37,24 @@ def test_backends_agree_inside_and_module_rejects_unknown_backend() -> None:
         torch.testing.assert_close(o, outs[0])
     with pytest.raises(ValueError, match="sampler backend"):
         BilinearSampler("cubic")  # type: ignore[arg-type]
+
+
+def test_backends_take_the_same_one_sided_derivative_on_lattice_lines() -> None:
+    g = torch.Generator().manual_seed(1)
+    image = torch.rand(1, 2, 5, 5, generator=g, dtype=torch.float64)
+    # samples exactly on pixel columns and rows: with W = H = 5, x = -1 + col/2 is exact in binary
+    cols = torch.tensor([1.0, 2.0, 3.0, 1.0], dtype=torch.float64)
+    rows = torch.tensor([1.0, 3.0, 2.0, 2.0], dtype=torch.float64)
+    grid = torch.stack([-1 + cols / 2, -1 + rows / 2], -1).view(1, 1, 4, 2)
+    grads = {}
+    for backend in SAMPLER_BACKENDS:
+        gr = grid.clone().requires_grad_()
+        BilinearSampler(backend)(image, gr).sum().backward()
+        grads[backend] = gr.grad
+    # one-sided by hand: d/dcol = I(row, col + 1) − I(row, col), summed over channels, times dcol/dx = 2
+    img = image[0].sum(0)
+    pairs = zip(rows.long().tolist(), cols.long().tolist(), strict=True)
+    expected_x = torch.stack([img[r, c + 1] - img[r, c] for r, c in pairs]) * 2.0
+    torch.testing.assert_close(grads["analytic"][0, 0, :, 0], expected_x)
+    for backend in SAMPLER_BACKENDS:
+        torch.testing.assert_close(grads[backend], grads["analytic"], msg=backend)

@@ -64,6 +64,21 @@ def _check(image: torch.Tensor, grid: torch.Tensor) -> None:
         raise ShapeError(f"grid dtype {grid.dtype} differs from image dtype {image.dtype}")
 
 
+def _tent(x: torch.Tensor, lattice: torch.Tensor) -> torch.Tensor:
+    """max(0, 1 − |x − m|) for every lattice point m: (B, P) × (M,) → (B, P, M).
+
+    Written with the floor f = ⌊x⌋ and frac = x − f, as (1 − frac)·[m = f] + frac·[m = f + 1]: the same
+    values, but autograd then gives the one-sided derivative I(f + 1) − I(f) on lattice lines (x = f
+    exactly), as MatConvNet, ``grid_sample`` and the analytic backend do. Autograd of the |·| form would give
+    the central difference there.
+    """
+    f = torch.floor(x).detach()
+    frac = (x - f)[..., None]
+    at_f = (lattice == f[..., None]).to(x.dtype)
+    at_f1 = (lattice == f[..., None] + 1).to(x.dtype)
+    return (1 - frac) * at_f + frac * at_f1
+
+
 def bilinear_sample_reference(image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     """The paper's sum formula, evaluated over every pixel (slow; for tests).
 
@@ -81,8 +96,8 @@ def bilinear_sample_reference(image: torch.Tensor, grid: torch.Tensor) -> torch.
     y = (grid[..., 1].reshape(b, -1) + 1) / 2 * (h - 1)  # (B, P) 0-based rows
     m = torch.arange(w, dtype=image.dtype, device=image.device)
     n = torch.arange(h, dtype=image.dtype, device=image.device)
-    kx = torch.clamp(1 - (x[..., None] - m).abs(), min=0)  # (B, P, W): max(0, 1 − |x_i − m|)
-    ky = torch.clamp(1 - (y[..., None] - n).abs(), min=0)  # (B, P, H): max(0, 1 − |y_i − n|)
+    kx = _tent(x, m)  # (B, P, W): max(0, 1 − |x_i − m|)
+    ky = _tent(y, n)  # (B, P, H): max(0, 1 − |y_i − n|)
     out = torch.einsum("bcnm,bpn,bpm->bcp", image, ky, kx)
     return out.reshape(b, c, ho, wo)
 
