@@ -322,7 +322,7 @@ def test_pts_round_trip_and_dataset(tmp_path):
     [
         ("version: 1\nn_points: 3\n{\n1 2\n3 4\n}\n", "n_points says 3 but the file lists 2"),
         ("version: 1\nn_points: 2\n{\n1 2\n3 4\n", "no '}'"),
-        ("version: 1\nn_points: 2\n{\n1 2\n3 x\n}\n", r"line 5: expected two numbers 'x y', got '3 x'"),
+        ("version: 1\nn_points: 2\n{\n1 2\n3 x\n}\n", r"line 5: expected two finite numbers 'x y', got '3 x'"),
         ("n_points: 2\n1 2\n", "line 2: expected 'key: value'"),
         ("version: 1\n{\n1 2\n}\n", "no 'n_points:'"),
     ],

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from mmstn.data.crop import CropRule
-from mmstn.data.errors import DataFormatError
+from mmstn.data.errors import DataFormatError, require_file
 from mmstn.data.faces import FaceCrops, FaceRecord
 from mmstn.data.split import Split, split_of
 
@@ -81,8 +81,7 @@ def read_aflw_sqlite(path: str | Path, one_based: bool = False) -> list[AflwFace
             the file, the table and the face).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(path, "no such file", hint="Put AFLW's aflw.sqlite there (see data/README.md)")
+    require_file(path, "AFLW's aflw.sqlite file", hint="Put AFLW's aflw.sqlite there (see data/README.md)")
     with path.open("rb") as fh:
         if fh.read(16) != _SQLITE_MAGIC:
             raise DataFormatError(path, "not an SQLite 3 database", hint="Expected AFLW's aflw.sqlite")
@@ -90,7 +89,9 @@ def read_aflw_sqlite(path: str | Path, one_based: bool = False) -> list[AflwFace
     try:
         return _read(con, path, 1.0 if one_based else 0.0)
     except sqlite3.DatabaseError as exc:
-        raise DataFormatError(path, f"SQLite error: {exc}") from exc
+        raise DataFormatError(
+            path, f"SQLite error: {exc}", hint="The database is damaged or truncated; download aflw.sqlite again"
+        ) from exc
     finally:
         con.close()
 
@@ -154,7 +155,11 @@ def _read(con: sqlite3.Connection, path: Path, offset: float) -> list[AflwFace]:
         for face_id, roll, pitch, yaw in con.execute("SELECT face_id, roll, pitch, yaw FROM FacePose"):
             face = faces.get(face_id)
             if face is not None and face.pose is None and None not in (roll, pitch, yaw):
-                face.pose = (float(roll), float(pitch), float(yaw))
+                where = f"face_id={face_id}"
+                face.pose = tuple(  # type: ignore[assignment]
+                    _number(path, "FacePose", where, c, v)
+                    for c, v in zip(("roll", "pitch", "yaw"), (roll, pitch, yaw), strict=True)
+                )
     return list(faces.values())
 
 

@@ -42,12 +42,14 @@ import torch
 __all__ = [
     "DEMODATA_ENLARGE",
     "IBUG68_BOX_FACTOR",
+    "MAX_OUTSIDE",
     "BoxSource",
     "CropRule",
     "SquareBox",
     "crop_face",
     "crop_image",
     "crop_points",
+    "implausible_annotation",
     "landmark_square",
     "rect_square",
 ]
@@ -57,6 +59,11 @@ DEMODATA_ENLARGE: float = 1.87
 
 #: side of an AFLW-21 landmark box ≈ this × side of an iBUG-68 box (see the module docstring).
 IBUG68_BOX_FACTOR: float = 0.95
+
+#: Landmarks and face rectangles may reach at most this many photo sizes (max(H, W)) beyond the photo's
+#: edges; anything farther is a broken annotation (a typo, a unit error), and a crop around it would be
+#: mostly black and huge (:func:`implausible_annotation`).
+MAX_OUTSIDE: float = 1.0
 
 #: Where the crop square comes from: "landmarks", "box" (a face rectangle), "auto" (landmarks when at least
 #: ``min_landmarks`` are visible, else the rectangle) or "none" (the whole photo, padded to a square).
@@ -184,15 +191,60 @@ def rect_square(x: float, y: float, w: float, h: float) -> tuple[float, float, f
     return float(x) + float(w) / 2.0, float(y) + float(h) / 2.0, float(max(w, h))
 
 
+def implausible_annotation(
+    image_size: tuple[int, int],
+    points: np.ndarray | None,
+    rect: tuple[float, float, float, float] | None = None,
+) -> str | None:
+    """Why the landmarks or rectangle of a face cannot be right for a photo of ``image_size``, or None.
+
+    Rejected: ±inf coordinates (NaN is "not annotated" and allowed), a coordinate more than
+    :data:`MAX_OUTSIDE` × max(H, W) beyond the photo's edges, a non-finite or non-positive rectangle.
+    """
+    h, w = image_size
+    reach = MAX_OUTSIDE * max(h, w)
+    lo = np.array([-reach, -reach])
+    hi = np.array([w - 1 + reach, h - 1 + reach])
+    if points is not None:
+        p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        if np.isinf(p).any():
+            k = int(np.flatnonzero(np.isinf(p).any(axis=1))[0])
+            return f"landmark {k + 1} has an infinite coordinate {tuple(p[k])}"
+        finite = np.isfinite(p).all(axis=1)
+        far = finite & ((p < lo) | (p > hi)).any(axis=1)
+        if far.any():
+            k = int(np.flatnonzero(far)[0])
+            return (
+                f"landmark {k + 1} at ({p[k, 0]:.6g}, {p[k, 1]:.6g}) lies far outside the {w}×{h} photo "
+                f"(more than {MAX_OUTSIDE:g} × its size beyond an edge)"
+            )
+    if rect is not None:
+        x, y, rw, rh = (float(v) for v in rect)
+        if not all(np.isfinite([x, y, rw, rh])) or rw <= 0 or rh <= 0:
+            return f"face rectangle {tuple(rect)} must be finite with a positive size"
+        if x < lo[0] or y < lo[1] or x + rw > hi[0] + 1 or y + rh > hi[1] + 1:
+            return f"face rectangle {tuple(rect)} lies far outside the {w}×{h} photo"
+    return None
+
+
 def crop_image(image, box: SquareBox, size: int):
-    """Cut ``box`` out of a Pillow RGB image and resample it to ``size`` × ``size`` (black outside the photo).
+    """Cut ``box`` out of a Pillow image (``RGB`` or ``F``) and resample it to ``size`` × ``size`` (black
+    outside the photo).
 
     The output pixel centre u (0-based) samples the photo at x = cx + (u − (size − 1)/2) · side/size,
-    the mapping :func:`crop_points` applies to landmarks.
+    the mapping :func:`crop_points` applies to landmarks. A box many times larger than the output is cut
+    from a photo first shrunk by an integer factor (box averaging), so the intermediate region stays small
+    whatever the box.
     """
     from PIL import Image
 
     left, top, right, bottom = box.edges()
+    factor = int(box.side // (4 * size))
+    if factor > 1:
+        # Shrinking by ``factor`` first keeps ≥ 4 source pixels per output pixel: no visible change, and
+        # the padded region below no longer grows with the box (a huge box would exhaust memory).
+        image = image.reduce(factor)
+        left, top, right, bottom = (c / factor for c in (left, top, right, bottom))
     ix0, iy0 = math.floor(left), math.floor(top)
     ix1, iy1 = max(math.ceil(right), ix0 + 1), max(math.ceil(bottom), iy0 + 1)
     region = image.crop((ix0, iy0, ix1, iy1))  # Pillow pads outside the photo with zeros
@@ -223,13 +275,14 @@ def crop_face(
     points: np.ndarray,
     visible: np.ndarray,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Crop a Pillow RGB photo and its landmarks: → (image (3, S, S) float32 in [0, 1], (L, 2) label frame, (L,)).
+    """Crop a Pillow photo (``RGB`` or grey ``F``, :func:`mmstn.data.images.open_image`) and its landmarks:
+    → (image (3, S, S) float32 in [0, 1], (L, 2) label frame, (L,)).
 
     Landmarks without annotation (NaN) get (0, 0) and visibility 0.
     """
-    from mmstn.data.images import hwc_uint8_to_chw_float
+    from mmstn.data.images import pil_to_chw_float
 
-    img = hwc_uint8_to_chw_float(np.asarray(crop_image(image, box, size)))
+    img = pil_to_chw_float(crop_image(image, box, size))
     pts = crop_points(points, box, size)
     vis = np.asarray(visible, dtype=np.float64).copy()
     vis[~np.isfinite(np.asarray(points, dtype=np.float64)).all(axis=1)] = 0.0

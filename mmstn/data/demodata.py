@@ -76,6 +76,8 @@ def load_demodata(path: str | Path | None = None) -> DemoData:
         DataFormatError: a missing file, missing variables, or arrays of unexpected shape.
     """
     path = default_demodata_path() if path is None else Path(path)
+    if path.is_dir():
+        raise DataFormatError(path, "is a folder; expected the authors' demodata.mat file")
     if not path.is_file():
         raise DataFormatError(
             path,
@@ -84,6 +86,15 @@ def load_demodata(path: str | Path | None = None) -> DemoData:
             "anilbas/3DMMasSTN; put it at data/3dmmasstn/demodata.mat",
         )
     images, labels = _read_arrays(path)
+    for name, value in (("Images", images), ("Labels", labels)):
+        if not np.issubdtype(value.dtype, np.number):
+            raise DataFormatError(path, f"variable {name!r} is not numeric (dtype {value.dtype})")
+        if not np.isfinite(value).all():
+            raise DataFormatError(
+                path,
+                f"variable {name!r} holds {int((~np.isfinite(value)).sum())} NaN or inf values",
+                hint="The file is damaged; take util/demodata.mat from the authors' repository again",
+            )
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4 or images.shape[2] != 3:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["DataFormatError", "DatasetFolderError"]
+__all__ = ["DataFormatError", "DatasetFolderError", "require_file"]
 
 
 class DataFormatError(ValueError):
@@ -31,6 +31,23 @@ class DatasetFolderError(ValueError):
     def __init__(self, folder: str | Path, problem: str, hint: str) -> None:
         self.folder = Path(folder)
         super().__init__(f"{self.folder}: {problem}. {hint}")
+
+
+def require_file(path: str | Path, what: str, hint: str | None = None) -> Path:
+    """``path`` as a :class:`~pathlib.Path` if it is a file; else :class:`DataFormatError` saying whether it is
+    missing or a folder (a folder passed for a file is an easy slip that "no such file" would hide).
+
+    Args:
+        path: the file.
+        what: what the file should be, for the message ("the aflw.sqlite file", "a UMDFaces batch CSV").
+        hint: how to get the file, appended when it is missing.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DataFormatError(path, f"is a folder; expected {what}")
+    if not path.is_file():
+        raise DataFormatError(path, "no such file", hint=hint)
+    return path
 
 
 def _row_text(row: int | str) -> str:

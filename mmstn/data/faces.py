@@ -14,9 +14,11 @@ the ground truth only a renderer knows (θ, mask):
 * ``subject_id``: int64 (), −1 when the source has no identities (AFLW, 300-W);
 * ``landmarks68``, ``vis68``: (68, 2), (68,), only when every record has a 68-point markup.
 
-Missing photos are dropped when the dataset is built (counted in ``n_missing``); a photo that cannot be
-decoded is skipped when it is read — the next readable face is returned instead, a warning names the file,
-and ``n_unreadable`` counts it (per process) — so an epoch never stops on a bad file.
+Missing photos are dropped when the dataset is built (counted in ``n_missing``); a face that cannot be
+cropped is skipped when it is read — a photo that cannot be decoded, landmarks or a face rectangle far
+outside the photo or infinite (:func:`mmstn.data.crop.implausible_annotation`), a crop rule the face's
+annotation cannot satisfy — the next good face is returned instead, a warning names the file and the
+annotation, and ``n_unreadable`` counts it (per process) — so an epoch never stops on a bad file.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from mmstn.data.crop import CropRule, crop_face
+from mmstn.data.crop import CropRule, crop_face, implausible_annotation
 from mmstn.data.errors import DataFormatError
-from mmstn.data.images import open_rgb
+from mmstn.data.images import open_image
 from mmstn.data.markup import ibug68_to_aflw21
 
 __all__ = ["FaceCrops", "FaceRecord"]
@@ -93,16 +95,35 @@ class FaceCrops(torch.utils.data.Dataset):
         return {int(s): np.flatnonzero(sid == s) for s in np.unique(sid)}
 
     def load(self, i: int) -> dict[str, torch.Tensor]:
-        """Face ``i`` without the skipping: raises :class:`DataFormatError` for an unreadable photo."""
+        """Face ``i`` without the skipping.
+
+        Raises:
+            DataFormatError: an unreadable photo, or an annotation that cannot be cropped (module docstring);
+                the message names the photo and the record's key.
+        """
         rec = self.records[i]
-        image = open_rgb(rec.image_path)
+        image = open_image(rec.image_path)
         size = (image.height, image.width)
-        box = self.crop.square(size, rec.points, rec.visible, rec.rect, rec.markup)
+        where = f"face {rec.key!r}" if rec.key else None
+        problem = implausible_annotation(size, rec.points, rec.rect)
+        if problem is not None:
+            raise DataFormatError(rec.image_path, problem, row=where, hint="Fix or remove this annotation")
+        try:
+            box = self.crop.square(size, rec.points, rec.visible, rec.rect, rec.markup)
+        except ValueError as exc:  # e.g. source="landmarks" for a face without visible landmarks
+            raise DataFormatError(rec.image_path, str(exc), row=where) from exc
         if rec.markup == "ibug68":
             p21, v21 = ibug68_to_aflw21(rec.points, rec.visible)
         else:
             p21, v21 = rec.points, rec.visible
-        img, lm21, vis21 = crop_face(image, box, self.crop.size, p21, v21)
+        from PIL import Image
+
+        try:
+            img, lm21, vis21 = crop_face(image, box, self.crop.size, p21, v21)
+        except (Image.DecompressionBombError, MemoryError, OSError, ValueError) as exc:  # a box Pillow cannot cut
+            raise DataFormatError(
+                rec.image_path, f"cannot crop the face ({type(exc).__name__}: {exc})", row=where
+            ) from exc
         out = {
             "image": img,
             "landmarks21": lm21,
@@ -127,7 +148,7 @@ class FaceCrops(torch.utils.data.Dataset):
             except DataFormatError as exc:
                 self._bad.add(j)
                 self.n_unreadable += 1
-                warnings.warn(f"skipping an unreadable face image: {exc}", stacklevel=2)
+                warnings.warn(f"skipping an unreadable face: {exc}", stacklevel=2)
         raise DataFormatError(self.records[i].image_path, "no face image in this dataset can be read")
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from mmstn.data.crop import CropRule
-from mmstn.data.errors import DataFormatError
+from mmstn.data.errors import DataFormatError, require_file
 from mmstn.data.faces import FaceCrops, FaceRecord
 from mmstn.data.images import IMAGE_EXTENSIONS
 
@@ -59,8 +59,17 @@ def _points(path: Path, key: str, name: str, value: object, n: int) -> np.ndarra
     for i, p in enumerate(value):
         if p is None:
             continue
-        if not (isinstance(p, list) and len(p) == 2 and all(isinstance(c, (int, float)) for c in p)):
-            raise DataFormatError(path, f"{name}[{i}] = {p!r} is not an [x, y] pair of numbers", row=f"entry {key!r}")
+        # json accepts NaN/Infinity and true/false as numbers; a missing point is null, never those
+        if not (
+            isinstance(p, list)
+            and len(p) == 2
+            and all(isinstance(c, (int, float)) and not isinstance(c, bool) and np.isfinite(c) for c in p)
+        ):
+            raise DataFormatError(
+                path,
+                f"{name}[{i}] = {p!r} is not an [x, y] pair of finite numbers (null marks a missing point)",
+                row=f"entry {key!r}",
+            )
         out[i] = p
     return out
 
@@ -76,8 +85,7 @@ def read_landmarks_json(path: str | Path) -> dict[str, tuple[str, np.ndarray, np
         DataFormatError: unreadable JSON or an entry that does not follow the schema (names file and entry).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(path, "no such file")
+    require_file(path, "the landmarks JSON file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

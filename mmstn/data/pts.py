@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mmstn.data.crop import CropRule
-from mmstn.data.errors import DataFormatError
+from mmstn.data.errors import DataFormatError, require_file
 from mmstn.data.faces import FaceCrops, FaceRecord
 from mmstn.data.images import IMAGE_EXTENSIONS
 
@@ -38,8 +38,7 @@ def read_pts(path: str | Path) -> np.ndarray:
             coordinate, or a point count that differs from ``n_points`` (the message names the file and line).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(path, "no such file")
+    require_file(path, "a 300-W .pts landmark file")
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
@@ -73,9 +72,14 @@ def read_pts(path: str | Path) -> np.ndarray:
             try:
                 if len(parts) < 2:
                     raise ValueError
-                points.append((float(parts[0]), float(parts[1])))
+                xy = (float(parts[0]), float(parts[1]))
+                if not all(np.isfinite(xy)):
+                    raise ValueError
+                points.append(xy)
             except ValueError:
-                raise DataFormatError(path, f"expected two numbers 'x y', got {text!r}", row=f"line {j + 1}") from None
+                raise DataFormatError(
+                    path, f"expected two finite numbers 'x y', got {text!r}", row=f"line {j + 1}"
+                ) from None
         j += 1
     if j == len(lines):
         raise DataFormatError(path, "no '}' closing the point list")

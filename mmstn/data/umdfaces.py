@@ -8,6 +8,9 @@ Columns are found **by header name**, in any order; names are matched case-insen
 * optional: ``VIS1`` … ``VIS21`` (visibility; without them every keypoint with finite coordinates counts as
   visible), ``YAW``, ``PITCH``, ``ROLL`` (kept in :class:`UmdFace`); other columns are ignored.
 
+The file must be UTF-8 (ASCII is UTF-8; a byte-order mark is allowed): a byte that is not, e.g. a Latin-1
+``é``, is an error naming the line, with the command that converts the file.
+
 Coordinates are read as 0-based photo pixels (``one_based=True`` subtracts 1); an empty cell or a keypoint at
 (0, 0) is "not annotated". Faces are grouped by ``SUBJECT_ID`` (:meth:`UMDFaces.subject_indices`), used as
 is: if two batches reuse an id, their faces are grouped together.
@@ -16,13 +19,14 @@ is: if two batches reuse an id, their faces are grouped together.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mmstn.data.crop import CropRule
-from mmstn.data.errors import DataFormatError
+from mmstn.data.errors import DataFormatError, require_file
 from mmstn.data.faces import FaceCrops, FaceRecord
 
 __all__ = ["UMDFaces", "UmdFace", "find_umdfaces_csvs", "read_umdfaces_csv"]
@@ -62,7 +66,7 @@ def _float(path: Path, line: int, column: str, value: str | None, allow_empty: b
         v = float(text)
     except ValueError:
         raise DataFormatError(path, f"column {column}: {value!r} is not a number", row=f"line {line}") from None
-    if not np.isfinite(v) and not allow_empty:
+    if np.isinf(v) or (np.isnan(v) and not allow_empty):  # NaN may mark a missing keypoint, inf never
         raise DataFormatError(path, f"column {column}: {value!r} is not a finite number", row=f"line {line}")
     return v
 
@@ -75,62 +79,79 @@ def read_umdfaces_csv(path: str | Path, one_based: bool = False) -> list[UmdFace
             names the file and the line).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(path, "no such file", hint="Expected a UMDFaces batch CSV (see data/README.md)")
+    require_file(path, "a UMDFaces batch CSV", hint="Expected a UMDFaces batch CSV (see data/README.md)")
     off = 1.0 if one_based else 0.0
     out: list[UmdFace] = []
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise DataFormatError(path, "the file is empty; a header row is expected")
-        names = {h.strip().upper(): i for i, h in enumerate(header)}
-        missing = [c for c in _REQUIRED if c not in names]
-        if missing:
-            shown = ", ".join(missing[:6]) + (" …" if len(missing) > 6 else "")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DataFormatError(
+            path,
+            f"byte 0x{raw[exc.start]:02x} is not UTF-8 text",
+            row=f"line {line}",
+            hint=f"Convert the file to UTF-8, e.g. iconv -f latin1 -t utf-8 {path.name} > fixed.csv",
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return _read_rows(path, reader, off, out)
+    except csv.Error as exc:  # e.g. a NUL byte or an unterminated quote
+        raise DataFormatError(path, f"not a readable CSV ({exc})", row=f"line {reader.line_num + 1}") from None
+
+
+def _read_rows(path: Path, reader, off: float, out: list[UmdFace]) -> list[UmdFace]:
+    """The rows of a decoded UMDFaces CSV (see :func:`read_umdfaces_csv`)."""
+    header = next(reader, None)
+    if header is None:
+        raise DataFormatError(path, "the file is empty; a header row is expected")
+    names = {h.strip().upper(): i for i, h in enumerate(header)}
+    missing = [c for c in _REQUIRED if c not in names]
+    if missing:
+        shown = ", ".join(missing[:6]) + (" …" if len(missing) > 6 else "")
+        raise DataFormatError(
+            path,
+            f"missing column(s) {shown}",
+            row="header",
+            hint="A UMDFaces CSV needs SUBJECT_ID, FILE, FACE_X/Y/WIDTH/HEIGHT and P1X..P21X, P1Y..P21Y",
+        )
+    has_vis = all(f"VIS{k}" in names for k in range(1, 22))
+    has_pose = all(c in names for c in ("YAW", "PITCH", "ROLL"))
+    for row in reader:
+        line = reader.line_num
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) < len(header):
+            raise DataFormatError(path, f"{len(row)} fields, the header has {len(header)}", row=f"line {line}")
+
+        def cell(name: str, row: list[str] = row) -> str:
+            return row[names[name]]
+
+        try:
+            sid = int(cell("SUBJECT_ID").strip())
+        except ValueError:
             raise DataFormatError(
-                path,
-                f"missing column(s) {shown}",
-                row="header",
-                hint="A UMDFaces CSV needs SUBJECT_ID, FILE, FACE_X/Y/WIDTH/HEIGHT and P1X..P21X, P1Y..P21Y",
-            )
-        has_vis = all(f"VIS{k}" in names for k in range(1, 22))
-        has_pose = all(c in names for c in ("YAW", "PITCH", "ROLL"))
-        for row in reader:
-            line = reader.line_num
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) < len(header):
-                raise DataFormatError(path, f"{len(row)} fields, the header has {len(header)}", row=f"line {line}")
-
-            def cell(name: str, row: list[str] = row) -> str:
-                return row[names[name]]
-
-            try:
-                sid = int(cell("SUBJECT_ID").strip())
-            except ValueError:
-                raise DataFormatError(
-                    path, f"SUBJECT_ID {cell('SUBJECT_ID')!r} is not an integer", row=f"line {line}"
-                ) from None
-            file = cell("FILE").strip()
-            if not file:
-                raise DataFormatError(path, "FILE is empty", row=f"line {line}")
-            x, y, w, h = (_float(path, line, c, cell(c)) for c in _BOX)
-            if w <= 0 or h <= 0:
-                raise DataFormatError(path, f"face box {w} × {h} must have a positive size", row=f"line {line}")
-            px = np.array([_float(path, line, f"P{k}X", cell(f"P{k}X"), True) for k in range(1, 22)])
-            py = np.array([_float(path, line, f"P{k}Y", cell(f"P{k}Y"), True) for k in range(1, 22)])
-            pts = np.stack([px, py], axis=1)
-            pts[(pts == 0).all(axis=1)] = np.nan
-            pts -= off
-            finite = np.isfinite(pts).all(axis=1)
-            if has_vis:
-                vis = np.array([_float(path, line, f"VIS{k}", cell(f"VIS{k}"), True) for k in range(1, 22)])
-                vis = np.clip(np.nan_to_num(vis, nan=0.0), 0.0, 1.0) * finite
-            else:
-                vis = finite.astype(np.float64)
-            pose = tuple(_float(path, line, c, cell(c), True) for c in ("YAW", "PITCH", "ROLL")) if has_pose else None
-            out.append(UmdFace(sid, path.parent / file, (x - off, y - off, w, h), pts, vis, pose, line))  # type: ignore[arg-type]
+                path, f"SUBJECT_ID {cell('SUBJECT_ID')!r} is not an integer", row=f"line {line}"
+            ) from None
+        file = cell("FILE").strip()
+        if not file:
+            raise DataFormatError(path, "FILE is empty", row=f"line {line}")
+        x, y, w, h = (_float(path, line, c, cell(c)) for c in _BOX)
+        if w <= 0 or h <= 0:
+            raise DataFormatError(path, f"face box {w} × {h} must have a positive size", row=f"line {line}")
+        px = np.array([_float(path, line, f"P{k}X", cell(f"P{k}X"), True) for k in range(1, 22)])
+        py = np.array([_float(path, line, f"P{k}Y", cell(f"P{k}Y"), True) for k in range(1, 22)])
+        pts = np.stack([px, py], axis=1)
+        pts[(pts == 0).all(axis=1)] = np.nan
+        pts -= off
+        finite = np.isfinite(pts).all(axis=1)
+        if has_vis:
+            vis = np.array([_float(path, line, f"VIS{k}", cell(f"VIS{k}"), True) for k in range(1, 22)])
+            vis = np.clip(np.nan_to_num(vis, nan=0.0), 0.0, 1.0) * finite
+        else:
+            vis = finite.astype(np.float64)
+        pose = tuple(_float(path, line, c, cell(c), True) for c in ("YAW", "PITCH", "ROLL")) if has_pose else None
+        out.append(UmdFace(sid, path.parent / file, (x - off, y - off, w, h), pts, vis, pose, line))  # type: ignore[arg-type]
     return out
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmstn.errors import ModelFileError
+from mmstn.errors import ModelFileError, check_file, check_finite_field
 
 __all__ = ["BFM_UV_VERTICES", "load_bfm_uv", "read_anl", "uv_mirror_map"]
 
@@ -39,7 +39,7 @@ def read_anl(path: str | Path) -> np.ndarray:
     Raises:
         ModelFileError: missing file, a token that is not a positive integer, or no numbers at all.
     """
-    path = Path(path)
+    path = check_file(path, "landmark file")
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
@@ -82,6 +82,7 @@ def load_bfm_uv(path: str | Path, *, n_vertices: int | None = BFM_UV_VERTICES) -
     from mmstn.models.bfm2009 import read_mat_variables
 
     uv = np.asarray(read_mat_variables(path, ["UV"])["UV"], dtype=np.float64)
+    check_finite_field(path, "UV", uv)
     if uv.ndim != 2 or uv.shape[1] != 2:
         raise ModelFileError(path, f"UV has size {uv.shape}, expected N×2")
     if n_vertices is not None and uv.shape[0] != n_vertices:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmstn.errors import ModelFileError
+from mmstn.errors import ModelFileError, check_file, check_finite_field
 from mmstn.models.morphable import MorphableModel
 
 __all__ = [
@@ -79,13 +79,13 @@ def read_mat_variables(
         3N×1), and keeps the stored dtype (``single`` → float32, ``uint16`` → uint16, ...).
 
     Raises:
-        ModelFileError: the file is missing, unreadable or truncated, or lacks a required variable.
+        ModelFileError: the file is missing, a folder, empty, unreadable or truncated, or lacks a required
+            variable.
     """
     path = Path(path)
     names = list(names)
     optional = [n for n in optional if n not in names]
-    if not path.is_file():
-        raise ModelFileError(path, "no such file")
+    check_file(path, "MAT-file")
     if _is_hdf5(path):
         out = _read_mat73(path, names + optional)
     else:
@@ -255,6 +255,8 @@ def load_bfm2009(
     shape_names = ["shapeMU", "shapePC", "shapeEV", "tl"]
     tex_names = ["texMU", "texPC", "texEV"] if with_texture else []
     var = read_mat_variables(path, shape_names + tex_names)
+    for name, value in var.items():
+        check_finite_field(path, name, value)  # NaN/inf would only surface later, without the file's name
 
     mu = np.asarray(var["shapeMU"]).reshape(-1)
     if mu.size == 0 or mu.size % 3:

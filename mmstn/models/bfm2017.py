@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmstn.errors import ModelFileError
+from mmstn.errors import ModelFileError, check_file, check_finite_field
 from mmstn.models.bfm2009 import ccw_from_clockwise, front_normal, validate_triangles
 from mmstn.models.morphable import MorphableModel
 
@@ -50,9 +50,13 @@ def _dataset(path: Path, f, key: str, *, required: bool = True) -> np.ndarray | 
     if not isinstance(node, h5py.Dataset):
         raise ModelFileError(path, f"{key!r} is a group, expected a dataset")
     try:
-        return np.asarray(node[()])
+        value = np.asarray(node[()])
     except Exception as exc:  # damaged chunks raise OSError/RuntimeError
         raise ModelFileError(path, f"cannot read {key!r} ({type(exc).__name__}: {exc}); truncated file?") from exc
+    if not np.issubdtype(value.dtype, np.number):
+        raise ModelFileError(path, f"{key!r} is not numeric (HDF5 dtype {value.dtype})")
+    check_finite_field(path, key, value)
+    return value
 
 
 def _pca(path: Path, f, group: str, n_vertices: int | None, *, required: bool) -> tuple | None:
@@ -100,9 +104,7 @@ def load_bfm2017(path: str | Path, *, with_texture: bool = True, with_expression
     """
     import h5py
 
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(path, "no such file")
+    path = check_file(path, "statismo .h5 model file")
     try:
         f = h5py.File(str(path), "r")
     except Exception as exc:  # OSError for non-HDF5 or truncated files

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmstn.errors import ModelFileError
+from mmstn.errors import ModelFileError, check_file, check_finite_field
 from mmstn.models.authors import uv_mirror_map
 from mmstn.models.bfm2009 import ccw_from_clockwise, front_normal, validate_triangles
 from mmstn.models.morphable import MorphableModel
@@ -72,9 +72,7 @@ class _CerealReader:
     """Sequential little-endian reader that reports truncation with the byte counts involved."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        if not path.is_file():
-            raise ModelFileError(path, "no such file")
+        self.path = check_file(path, "eos binary file")
         self.data = path.read_bytes()
         self.offset = 0
 
@@ -100,7 +98,9 @@ class _CerealReader:
         if rows < 0 or cols < 0:
             raise ModelFileError(self.path, f"{what} has a negative size {rows}×{cols}; not an eos model file?")
         raw = self.take(4 * rows * cols, f"{what} ({rows}×{cols} float32)")
-        return np.frombuffer(raw, dtype="<f4").reshape(cols, rows).T.astype(np.float32)
+        out = np.frombuffer(raw, dtype="<f4").reshape(cols, rows).T.astype(np.float32)
+        check_finite_field(self.path, what, out)
+        return out
 
     def int_triangles(self, what: str) -> np.ndarray:
         n = self.scalar("Q", f"{what} count")
@@ -190,9 +190,11 @@ def read_ibug_mapping(path: str | Path, n_vertices: int | None = None) -> np.nda
     Raises:
         ModelFileError: missing file, invalid TOML, no ``[landmark_mappings]`` table, or bad entries.
     """
-    path = Path(path)
+    path = check_file(path, "landmark mapping file")
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelFileError(path, f"not UTF-8 text (byte {exc.start}); expected eos's ibug_to_sfm.txt") from exc
     except OSError as exc:
         raise ModelFileError(path, f"cannot read the landmark mapping ({exc.strerror or exc})") from exc
     table = _landmark_mappings(path, text)
@@ -257,9 +259,11 @@ def read_symmetry_list(path: str | Path) -> np.ndarray:
     Raises:
         ModelFileError: missing file, non-integer entries, or a list that is not an involution.
     """
-    path = Path(path)
+    path = check_file(path, "symmetry list")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ModelFileError(path, f"not UTF-8 text (byte {exc.start}); expected sfm_reference_symmetry.txt") from exc
     except OSError as exc:
         raise ModelFileError(path, f"cannot read the symmetry list ({exc.strerror or exc})") from exc
     values: list[int] = []
@@ -311,6 +315,7 @@ def load_surrey(
     c_mean, c_basis, c_eig, _ = _pca_block(reader, "colour")
     n_uv = reader.scalar("Q", "texture coordinate count")
     uv_file = np.frombuffer(reader.take(16 * n_uv, f"texture coordinates ({n_uv}×2 float64)"), dtype="<f8")
+    check_finite_field(path, "texture coordinates", uv_file)
     reader.finish()
 
     if mean.shape[1] != 1 or mean.size == 0 or mean.size % 3:

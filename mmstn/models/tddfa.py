@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from mmstn.errors import ModelFileError
+from mmstn.errors import ModelFileError, check_finite_field
 from mmstn.models.morphable import MorphableModel
 
 __all__ = [
@@ -69,6 +69,9 @@ def load_tddfa_expressions(path_model_expression: str | Path, path_map: str | Pa
 
     w_exp = np.asarray(read_mat_variables(path_model_expression, ["w_exp"])["w_exp"], dtype=np.float64)
     raw_map = np.asarray(read_mat_variables(path_map, ["map_tddfa_to_basel"])["map_tddfa_to_basel"])
+    check_finite_field(path_map, "map_tddfa_to_basel", raw_map)
+    if raw_map.size == 0:
+        raise ModelFileError(path_map, "map_tddfa_to_basel is empty")
     if raw_map.ndim != 2 or min(raw_map.shape) != 1:
         raise ModelFileError(path_map, f"map_tddfa_to_basel has size {raw_map.shape}, expected 1×M")
     if np.issubdtype(raw_map.dtype, np.floating) and np.any(raw_map != np.round(raw_map)):
@@ -84,8 +87,7 @@ def load_tddfa_expressions(path_model_expression: str | Path, path_map: str | Pa
             f"w_exp has size {w_exp.shape}, expected {3 * vertex_map.size}×E to match the {vertex_map.size} "
             f"vertices of {Path(path_map).name}",
         )
-    if not np.all(np.isfinite(w_exp)):
-        raise ModelFileError(path_model_expression, "w_exp contains NaN or inf")
+    check_finite_field(path_model_expression, "w_exp", w_exp)
     return w_exp, vertex_map
 
 
