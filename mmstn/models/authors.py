@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mmstn.errors import ModelFileError, check_file, check_finite_field
+from mmstn.models.matfile import read_mat_variables
 
 __all__ = ["BFM_UV_VERTICES", "load_bfm_uv", "read_anl", "uv_mirror_map"]
 
@@ -79,7 +80,6 @@ def load_bfm_uv(path: str | Path, *, n_vertices: int | None = BFM_UV_VERTICES) -
     Raises:
         ModelFileError: missing/unreadable file, no ``UV`` variable, wrong size or values outside [0, 1].
     """
-    from mmstn.models.bfm2009 import read_mat_variables
 
     uv = np.asarray(read_mat_variables(path, ["UV"])["UV"], dtype=np.float64)
     check_finite_field(path, "UV", uv)

@@ -28,6 +28,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from mmstn.errors import ModelFileError, check_finite_field
+from mmstn.models.matfile import read_mat_variables
 from mmstn.models.morphable import MorphableModel
 
 __all__ = [
@@ -65,7 +66,6 @@ def load_tddfa_expressions(path_model_expression: str | Path, path_map: str | Pa
     Raises:
         ModelFileError: a file is missing, unreadable, or the two files disagree on M.
     """
-    from mmstn.models.bfm2009 import read_mat_variables
 
     w_exp = np.asarray(read_mat_variables(path_model_expression, ["w_exp"])["w_exp"], dtype=np.float64)
     raw_map = np.asarray(read_mat_variables(path_map, ["map_tddfa_to_basel"])["map_tddfa_to_basel"])
