@@ -152,8 +152,25 @@ def _corner_weighted(vertices: torch.Tensor, faces: torch.Tensor, weighting: str
 
 
 def _corner_weighted_z(vertices: torch.Tensor, faces: torch.Tensor, weighting: str) -> torch.Tensor:
-    """(B, 3F) z component of :func:`_corner_weighted`, flat index 3·face + corner."""
-    return _corner_weighted(vertices, faces, weighting)[..., 2].reshape(vertices.shape[0], -1)
+    """(B, 3F) z component of :func:`_corner_weighted`, flat index 3·face + corner.
+
+    The mask path needs only z, so it skips the full (B, F, 3, 3) tensor: every corner angle of a face is
+    atan2(|n_f|, e·e′) with the same |n_f| = 2·area, so one cross product per face serves all three corners.
+    """
+    b = vertices.shape[0]
+    p = vertices.index_select(1, faces.reshape(-1)).view(b, -1, 3, 3)
+    p0, p1, p2 = p.unbind(2)
+    e01, e02, e12 = p1 - p0, p2 - p0, p2 - p1
+    n = torch.linalg.cross(e01, e02, dim=-1)
+    nz = n[..., 2]
+    if weighting == "area":
+        return nz[..., None].expand(-1, -1, 3).reshape(b, -1)
+    norm = n.norm(dim=-1)
+    dots = torch.stack([(e01 * e02).sum(-1), -(e01 * e12).sum(-1), (e02 * e12).sum(-1)], -1)  # corners 0, 1, 2
+    ang = torch.atan2(norm[..., None].expand_as(dots), dots)
+    if weighting == "angle":
+        nz = nz / norm.clamp_min(torch.finfo(n.dtype).tiny)
+    return (ang * nz[..., None]).reshape(b, -1)
 
 
 def last_write_sources(
