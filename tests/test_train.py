@@ -217,7 +217,7 @@ def test_checkpoint_and_weight_files_fail_with_clear_messages(tmp_path) -> None:
     bad.write_bytes(ckpt.read_bytes()[:500])
     with pytest.raises(CheckpointError, match=r"corrupt\.pt: unreadable, truncated or corrupt"):
         load_training_checkpoint(bad)
-    with pytest.raises(CheckpointError, match=r"another configuration \(lr: 0.003 → 0.1"):
+    with pytest.raises(CheckpointError, match=r"another configuration \(differing fields: lr: 0.003 → 0.1"):
         train(cfg.replace(lr=0.1), tmp_path / "run")
     # weights written for another trunk width
     localiser, _ = build_model(cfg.replace(trunk_widths=(4, 8, 8, 16, 32)))

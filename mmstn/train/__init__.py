@@ -21,6 +21,8 @@ from mmstn.train.checkpoint import (
 from mmstn.train.config import TrainConfig
 from mmstn.train.evaluate import EvalResult, evaluate
 from mmstn.train.loop import (
+    RunFolderError,
+    RunLock,
     StepBatchSampler,
     SyntheticStream,
     TrainResult,
@@ -33,6 +35,8 @@ from mmstn.train.loop import (
 __all__ = [
     "CheckpointError",
     "EvalResult",
+    "RunFolderError",
+    "RunLock",
     "StepBatchSampler",
     "SyntheticStream",
     "TrainConfig",

@@ -14,7 +14,15 @@ import json
 import sys
 import typing
 
+from mmstn.train import config as _cfg
 from mmstn.train.config import TrainConfig
+
+#: Fields with a fixed set of values: argparse rejects anything else and lists the valid ones.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "recipe": _cfg.RECIPES, "data": _cfg.DATA_SOURCES, "trunk": _cfg.TRUNKS, "stn": _cfg.STN_CONFIGS,
+    "schedule": _cfg.SCHEDULES, "siamese_mode": _cfg.SIAMESE_MODES, "reduction": _cfg.REDUCTIONS,
+    "optimizer": _cfg.OPTIMIZERS, "amp": _cfg.AMP_MODES, "model": _cfg.MODELS,
+}
 
 
 def _parse_weights(text: str) -> dict[str, float]:
@@ -50,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
             kind = next((a for a in args if a in (int, float, str)), hint if hint in (int, float, str) else str)
             if kind is int and float in args:
                 kind = float
-            p.add_argument(flag, type=kind, default=None)
+            if f.name in _CHOICES:
+                p.add_argument(flag, choices=_CHOICES[f.name], default=None)
+            else:
+                p.add_argument(flag, type=kind, default=None)
     return p
 
 
@@ -75,9 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         print(config.to_json(), end="")
         return 0
-    from mmstn.train.loop import train
+    from mmstn.train.checkpoint import CheckpointError
+    from mmstn.train.loop import RunFolderError, train
 
-    result = train(config, args.out, resume=not args.restart)
+    try:
+        result = train(config, args.out, resume=not args.restart)
+    except (CheckpointError, RunFolderError) as exc:  # a clear message, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: the completed steps are saved in {args.out}; run the same command to resume",
+              file=sys.stderr)
+        return 130
     if result.final_eval:
         print(json.dumps({k: round(v, 4) for k, v in result.final_eval.items()}))
     return 0

@@ -9,14 +9,34 @@ Two file kinds, both ``torch.save`` dicts readable with ``torch.load(weights_onl
 * **weights** (``weights.pt``, the shipped ``mmstn/checkpoints/<name>.pt``): ``format`` =
   :data:`WEIGHTS_FORMAT`, ``config``, ``model`` (the localiser's state dict), ``metrics``.
 
-Every reader fails with a :class:`CheckpointError` that names the file and the problem: missing,
-unreadable or truncated, not an mmstn file, written by a different configuration, or holding tensors
-of the wrong shape.
+Every reader fails with a :class:`CheckpointError` that names the file and the problem: missing, a
+folder, empty, unreadable or truncated, altered after it was written, not an mmstn file, written by a
+different configuration, or holding tensors of the wrong shape.
+
+Integrity (torch.load does not check the zip archive's CRCs, so a damaged tensor would load silently):
+
+* every file mmstn writes carries ``sha256``, a SHA-256 digest of its whole content (every tensor's dtype,
+  shape and bytes, every number and string, :func:`content_digest`) computed before writing; a reader
+  recomputes it from what it loaded and refuses a file whose digest differs. Being inside the file, the
+  digest is replaced with it by the one atomic rename, so a kill can never leave file and digest apart;
+* a reader also checks the CRC-32 of every stored zip entry, which catches any altered or truncated byte
+  of the stored data, also in files without a digest;
+* a ``<file>.sha256`` sidecar (``sha256sum`` format: the hex digest of the file's bytes, then its name),
+  when present beside a file, must match the file's bytes. The shipped ``mmstn/checkpoints/<name>.pt``
+  predate the embedded digest and carry such a sidecar; :func:`load_pretrained` always requires it.
+  Files with neither (written by an older mmstn) load after the CRC check only.
+
+Writes go to a temporary file unique to the process (``<name>.<pid>.<random>.tmp``), are flushed to disk
+and renamed over the target, so two writers never share a temporary file and a reader never sees half a
+file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import uuid
+import zipfile
 from contextlib import ExitStack
 from importlib import resources
 from pathlib import Path
@@ -35,12 +55,15 @@ __all__ = [
     "WEIGHTS_FORMAT",
     "CheckpointError",
     "available_pretrained",
+    "content_digest",
+    "file_sha256",
     "load_pretrained",
     "load_training_checkpoint",
     "load_weights",
     "pretrained_metrics",
     "save_training_checkpoint",
     "save_weights",
+    "write_sidecar",
 ]
 
 CHECKPOINT_FORMAT = "mmstn-train-checkpoint"
@@ -56,16 +79,128 @@ class CheckpointError(ModelFileError):
         super().__init__(path, problem, hint or "Check the path, or delete the file to start training afresh")
 
 
+_DAMAGED_HINT = (
+    "Delete it and resume from an earlier copy, or start the run afresh (--restart, or train(..., resume=False)); "
+    "for a weight file, restore a good copy or retrain"
+)
+DIGEST_KEY = "sha256"
+SIDECAR_SUFFIX = ".sha256"
+
+
+# ------------------------------------------------------------------------------------------ integrity
+def _feed(h: Any, obj: Any) -> None:
+    """Hash ``obj`` into ``h`` in a canonical order (dict keys sorted), tagging each kind of node so that
+    differently structured payloads cannot collide."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(obj.shape)}".encode())
+        if t.numel():
+            h.update(t.view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}".encode())
+        for k in sorted(obj, key=repr):
+            _feed(h, repr(k))
+            _feed(h, obj[k])
+    elif isinstance(obj, (list, tuple)):  # the same tag: torch.load may hand a tuple back as either
+        h.update(f"L{len(obj)}".encode())
+        for v in obj:
+            _feed(h, v)
+    else:
+        text = repr(obj).encode()
+        h.update(f"S{len(text)}:".encode() + text)
+
+
+def content_digest(obj: dict[str, Any]) -> str:
+    """SHA-256 (hex) of a checkpoint dict's content, leaving out its own ``sha256`` entry."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in obj.items() if k != DIGEST_KEY})
+    return h.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_sidecar(path: str | Path) -> Path:
+    """Write ``<path>.sha256`` (``sha256sum`` format) for the file's current bytes; returns the sidecar."""
+    path = Path(path)
+    side = path.with_name(path.name + SIDECAR_SUFFIX)
+    _atomic_write_bytes(f"{file_sha256(path)}  {path.name}\n".encode(), side)
+    return side
+
+
+def _sidecar_digest(path: Path, text: str) -> str:
+    digest = text.split()[0].lower() if text.split() else ""
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise CheckpointError(path, "its checksum file is not a SHA-256 digest",
+                              f"Delete {path.name}{SIDECAR_SUFFIX} or regenerate it with sha256sum")
+    return digest
+
+
+def _check_sidecar(path: Path, text: str) -> None:
+    expected = _sidecar_digest(path, text)
+    actual = file_sha256(path)
+    if actual != expected:
+        raise CheckpointError(
+            path, f"its bytes do not match their recorded SHA-256 (expected {expected[:12]}…, found {actual[:12]}…): "
+            "the file was altered or damaged after it was written", _DAMAGED_HINT,
+        )
+
+
+def _check_zip(path: Path) -> None:
+    """Verify the CRC-32 of every stored entry (torch.load does not)."""
+    if not zipfile.is_zipfile(path):
+        return  # not torch's zip format (or truncated before the central directory): torch.load decides
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise CheckpointError(path, f"truncated or corrupt archive ({type(exc).__name__}: {exc or 'no detail'})",
+                              _DAMAGED_HINT) from exc
+    if bad is not None:
+        raise CheckpointError(path, f"stored entry {bad!r} fails its CRC check: the file was altered or damaged "
+                              "after it was written", _DAMAGED_HINT)
+
+
 # ------------------------------------------------------------------------------------------ writing
+def _tmp_name(path: Path) -> Path:
+    """A temporary name unique to this process and call (two writers never share one)."""
+    return path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _atomic_write_bytes(data: bytes, path: Path) -> None:
+    tmp = _tmp_name(path)
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _atomic_save(obj: dict, path: Path) -> None:
-    """torch.save to ``path.tmp``, flush to disk, then rename over ``path`` (never a half-written file)."""
+    """Add the content digest, torch.save to a unique temporary file, flush to disk, then rename over
+    ``path`` (never a half-written file; the temporary file is removed if anything fails)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    obj = {**obj, DIGEST_KEY: content_digest(obj)}
+    tmp = _tmp_name(path)
+    try:
+        with tmp.open("wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    # a sidecar left from an earlier file of this name would now contradict it
+    path.with_name(path.name + SIDECAR_SUFFIX).unlink(missing_ok=True)
 
 
 def _portable_rng(state: dict[str, Any]) -> dict[str, Any]:
@@ -135,20 +270,38 @@ def save_weights(path: str | Path, localiser: Localiser, config: TrainConfig, me
 
 # ------------------------------------------------------------------------------------------ reading
 def _read(path: Path, kinds: tuple[str, ...], map_location: Any = "cpu") -> dict[str, Any]:
+    """Load an mmstn file after checking it (module docstring: size, zip CRCs, sidecar, embedded digest)."""
+    if path.is_dir():
+        raise CheckpointError(path, "is a folder, not a checkpoint or weight file",
+                              "Pass the checkpoint.pt / weights.pt inside it")
     if not path.is_file():
         raise CheckpointError(path, "no such file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(path, "is empty (0 bytes): an interrupted write or copy", _DAMAGED_HINT)
+    _check_zip(path)
+    side = path.with_name(path.name + SIDECAR_SUFFIX)
+    if side.is_file():
+        _check_sidecar(path, side.read_text(errors="replace"))
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
+        detail = (str(exc).strip().splitlines() or ["no detail"])[0][:200]  # some errors have no message
         raise CheckpointError(
-            path, f"unreadable, truncated or corrupt ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
-            "Delete it (training restarts from the previous checkpoint or from scratch) or restore a good copy",
+            path, f"unreadable, truncated or corrupt ({type(exc).__name__}: {detail})", _DAMAGED_HINT,
         ) from exc
     if not isinstance(obj, dict) or obj.get("format") not in kinds:
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         raise CheckpointError(path, f"not an mmstn {' or '.join(kinds)} file (format: {found!r})")
     if obj.get("version") != FORMAT_VERSION:
         raise CheckpointError(path, f"format version {obj.get('version')} (this mmstn reads {FORMAT_VERSION})")
+    if DIGEST_KEY in obj:
+        recorded = obj[DIGEST_KEY]
+        actual = content_digest(obj)
+        if recorded != actual:
+            raise CheckpointError(
+                path, f"its content does not match its recorded SHA-256 (recorded {str(recorded)[:12]}…, found "
+                f"{actual[:12]}…): the file was altered or damaged after it was written", _DAMAGED_HINT,
+            )
     missing = [k for k in ("config", "model") if k not in obj]
     if missing:
         raise CheckpointError(path, f"lacks the entries {missing}")
@@ -200,9 +353,11 @@ def load_training_checkpoint(path: str | Path, config: TrainConfig | None = None
         diff = config_differences(saved, config, RESUME_MUTABLE_FIELDS)
         if diff:
             changes = ", ".join(f"{k}: {saved.to_dict()[k]!r} → {config.to_dict()[k]!r}" for k in diff[:6])
+            more = f" and {len(diff) - 6} more" if len(diff) > 6 else ""
             raise CheckpointError(
-                path, f"was written by a run with another configuration ({changes})",
-                "Resume with the config.json saved beside it, train in another folder, or pass resume=False",
+                path, f"was written by a run with another configuration (differing fields: {changes}{more})",
+                "A run folder holds one run: pass the same config (its config.json) to resume it, use a new --out "
+                "for the new config, or start afresh in this folder with --restart (train(..., resume=False))",
             )
     if model is not None:
         _check_state(path, model, obj["model"])
@@ -251,7 +406,7 @@ def available_pretrained() -> list[str]:
     root = resources.files("mmstn") / _PACKAGE_DIR
     if not root.is_dir():
         return []
-    return sorted(p.name[:-3] for p in root.iterdir() if p.name.endswith(".pt"))
+    return sorted(p.name[:-3] for p in root.iterdir() if p.name.endswith(".pt"))  # not the .pt.sha256 sidecars
 
 
 def _resource(name: str, suffix: str):
@@ -274,8 +429,10 @@ def load_pretrained(
         (localiser in eval mode: image (B, 3, 224, 224) in [0, 1] → θ (B, 16), its STN3DMM, its TrainConfig).
     """
     res = _resource(name, ".pt")
+    side = _resource(name, ".pt" + SIDECAR_SUFFIX)  # shipped files must carry their checksum
     with ExitStack() as stack:
         path = stack.enter_context(resources.as_file(res))
+        _check_sidecar(path, side.read_text(errors="replace"))
         return load_weights(path, device=device)
 
 

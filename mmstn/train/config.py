@@ -41,11 +41,22 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from mmstn.losses import AUTHORS_WEIGHTS, LossWeights
 
 __all__ = [
+    "AMP_MODES",
+    "DATA_SOURCES",
+    "MODELS",
+    "OPTIMIZERS",
     "RECIPES",
+    "REDUCTIONS",
     "RESUME_MUTABLE_FIELDS",
+    "SCHEDULES",
+    "SIAMESE_MODES",
+    "STN_CONFIGS",
+    "TRUNKS",
     "TrainConfig",
     "config_differences",
 ]
@@ -58,6 +69,9 @@ STN_CONFIGS = ("paper", "faithful")
 SCHEDULES = ("constant", "cosine", "onecycle")
 SIAMESE_MODES = ("mirrored", "direct", "matconvnet")
 REDUCTIONS = ("sum", "mean")
+OPTIMIZERS = ("sgd", "adamw")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+MODELS = ("builtin",)
 
 #: Fields that may differ between a checkpoint's config and the config of the run that resumes it:
 #: they do not change what is computed (where, how often it is saved or reported).
@@ -177,8 +191,17 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.weights, dict):
-            self.weights = LossWeights(**self.weights)
-        self.trunk_widths = tuple(int(w) for w in self.trunk_widths)
+            try:
+                self.weights = LossWeights(**self.weights)
+            except TypeError as exc:
+                raise ValueError(f"TrainConfig.weights={self.weights!r}: the terms are landmark, prior, siamese "
+                                 "and symmetry") from exc
+        if not isinstance(self.weights, LossWeights):
+            raise ValueError(f"TrainConfig.weights={self.weights!r}: must be a LossWeights or a dict of its fields")
+        try:
+            self.trunk_widths = tuple(int(w) for w in self.trunk_widths)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"TrainConfig.trunk_widths={self.trunk_widths!r}: must be five integers") from exc
         self.validate()
 
     # ------------------------------------------------------------------ recipes
@@ -213,12 +236,44 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first invalid field."""
+        """Raise ``ValueError`` naming the first invalid field, its value and the allowed range.
+
+        Every field is checked here (at construction), so a bad setting fails before any training starts
+        instead of training silently the wrong way (a negative clip reverses the gradient, a negative
+        final learning-rate fraction gives a negative learning rate).
+        """
+
+        def fail(name: str, rule: str) -> None:
+            raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r}: {rule}")
 
         def one_of(name: str, allowed: tuple[str, ...]) -> None:
             if getattr(self, name) not in allowed:
-                raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r}: use one of {allowed}")
+                fail(name, f"use one of {allowed}")
 
+        def integer(name: str, low: int) -> None:
+            v = getattr(self, name)
+            # bool is an int subclass: True as a step count is almost surely a slip
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                fail(name, f"must be an integer >= {low}")
+            if int(v) < low:
+                fail(name, f"must be an integer >= {low}")
+
+        def number(name: str, low: float, high: float = math.inf, *, low_open: bool = False,
+                   high_open: bool = False, extra: str = "") -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                fail(name, "must be a number")
+            x = float(v)
+            lo_ok = x > low if low_open else x >= low
+            hi_ok = x < high if high_open else x <= high
+            if not (math.isfinite(x) and lo_ok and hi_ok):
+                fail(name, f"must be a finite number in {'(' if low_open else '['}{low:g}, {high:g}"
+                           f"{')' if high_open or math.isinf(high) else ']'}{extra}")
+
+        for name in ("name", "recipe", "data", "model", "stn", "trunk", "reduction", "siamese_mode", "optimizer",
+                     "schedule", "device", "amp"):
+            if not isinstance(getattr(self, name), str):
+                fail(name, "must be a string")
         one_of("recipe", RECIPES)
         one_of("data", DATA_SOURCES)
         one_of("trunk", TRUNKS)
@@ -226,27 +281,47 @@ class TrainConfig:
         one_of("schedule", SCHEDULES)
         one_of("siamese_mode", SIAMESE_MODES)
         one_of("reduction", REDUCTIONS)
-        one_of("optimizer", ("sgd", "adamw"))
-        one_of("amp", ("auto", "bf16", "fp16", "off"))
-        one_of("model", ("builtin",))
+        one_of("optimizer", OPTIMIZERS)
+        one_of("amp", AMP_MODES)
+        one_of("model", MODELS)
+        if self.device != "auto":
+            try:
+                import torch
+
+                torch.device(self.device)
+            except (RuntimeError, ValueError):
+                fail("device", "use 'auto', 'cpu', 'cuda' or 'cuda:<index>'")
+        for name in ("data_path", "vgg_weights"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                fail(name, "must be a path string or None")
         if self.data in ("folder", "aflw") and not self.data_path:
             raise ValueError(f"TrainConfig.data={self.data!r} needs data_path (the folder or aflw.sqlite)")
-        positive = ("batch_size", "image_size", "grid_size", "trunk_input", "n_train", "n_subjects")
-        for name in positive:
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"TrainConfig.{name}={getattr(self, name)} must be at least 1")
+        for name in ("batch_size", "image_size", "grid_size", "trunk_input", "n_train", "n_subjects",
+                     "log_interval"):
+            integer(name, 1)
         for name in ("steps", "n_val", "eval_interval", "checkpoint_interval", "warmup_steps",
                      "appearance_warmup_steps", "workers", "seed", "data_seed", "val_seed"):
-            if int(getattr(self, name)) < 0:
-                raise ValueError(f"TrainConfig.{name}={getattr(self, name)} must be non-negative")
-        if self.log_interval < 1:
-            raise ValueError(f"TrainConfig.log_interval={self.log_interval} must be at least 1")
-        if len(self.trunk_widths) != 5:
-            raise ValueError(f"TrainConfig.trunk_widths={self.trunk_widths}: the small trunk has five blocks")
-        for name in ("lr", "normaliser"):
-            v = float(getattr(self, name))
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"TrainConfig.{name}={v} must be a positive number")
+            integer(name, 0)
+        if len(self.trunk_widths) != 5 or any(w < 1 for w in self.trunk_widths):
+            fail("trunk_widths", "the small trunk needs five positive block widths")
+        number("lr", 0.0, low_open=True)
+        number("normaliser", 0.0, low_open=True)
+        number("momentum", 0.0, 1.0, high_open=True)
+        number("weight_decay", 0.0)
+        number("head_weight_mult", 0.0)
+        number("head_bias_mult", 0.0)
+        number("final_lr_fraction", 0.0, 1.0)
+        if self.grad_clip is not None:  # 0 zeroes the gradient, < 0 turns descent into ascent
+            number("grad_clip", 0.0, low_open=True, extra=", or None for no clipping")
+        if self.init_scale is not None:  # px/mm; its log is the θ layer's initial bias
+            number("init_scale", 0.0, low_open=True, extra=", or None for the default")
+        for term, v in self.weights.as_dict().items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"TrainConfig.weights.{term}={v!r}: must be a finite number >= 0 "
+                                 "(a negative weight maximises its term)")
+        for name in ("mirror", "progress", "tensorboard"):
+            if not isinstance(getattr(self, name), bool):
+                fail(name, "must be True or False")
         if self.siamese_mode == "matconvnet" and not self.mirror:
             raise ValueError("TrainConfig.siamese_mode='matconvnet' needs mirror=True (image/mirror pairs)")
         if self.trunk == "vgg" and self.image_size != 224:

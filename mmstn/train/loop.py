@@ -13,7 +13,10 @@ One step (method-spec §5–6, paper section 3):
 Resuming is exact: the batch of step k is a pure function of (seed, k) (:class:`StepBatchSampler`), there
 is no random augmentation, and a checkpoint holds the model, the optimiser, the scheduler, the gradient
 scaler, every RNG state and the step. ``metrics.csv`` rows written after the last checkpoint (by a run
-that was killed) are dropped on resume, so the file reads as if the run had never stopped.
+that was killed) are dropped on resume, so the file reads as if the run had never stopped. An interrupt
+(Ctrl-C, SIGTERM) is acted on between steps: the completed steps are checkpointed, then KeyboardInterrupt
+is raised. A run folder holds one run: ``run.lock`` (:class:`RunLock`) keeps a second process out while
+one trains, and resuming with another configuration than the folder's is an error naming the fields.
 
 Devices: CUDA when present (bf16 autocast when supported, else fp16 with a gradient scaler; the STN
 always runs in float32), else the CPU. Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is
@@ -25,10 +28,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import math
 import os
 import random
+import signal
+import socket
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -57,6 +65,8 @@ from mmstn.train.config import TrainConfig
 
 __all__ = [
     "METRIC_COLUMNS",
+    "RunFolderError",
+    "RunLock",
     "StepBatchSampler",
     "SyntheticStream",
     "TrainResult",
@@ -82,6 +92,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 WEIGHTS_NAME = "weights.pt"
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.csv"
+LOCK_NAME = "run.lock"
 SAMPLE_KEYS = ("image", "landmarks21", "vis21", "theta", "subject_id")
 
 
@@ -488,13 +499,16 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
 
 
 def _rewrite_metrics(path: Path, rows: list[dict[str, float]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=METRIC_COLUMNS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: _fmt(r.get(k, math.nan)) for k in METRIC_COLUMNS})
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # unique per writer
+    try:
+        with tmp.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=METRIC_COLUMNS)
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: _fmt(r.get(k, math.nan)) for k in METRIC_COLUMNS})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _fmt(v: float | int | None) -> str:
@@ -505,6 +519,137 @@ def _fmt(v: float | int | None) -> str:
         return str(int(v))
     v = float(v)
     return "" if math.isnan(v) else repr(v)
+
+
+# ============================================================================================ run folder
+class RunFolderError(RuntimeError):
+    """The run folder is in use by another run, or holds a run of another configuration."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+class RunLock:
+    """An exclusive lock on a run folder: ``<folder>/run.lock``, created with O_CREAT | O_EXCL and holding
+    the owner's pid, host and start time, so two runs can never train in one folder at once.
+
+    A lock whose process is gone (same host, dead pid: a killed run) is stale and is taken over. A lock of
+    another host cannot be checked and is respected; the error says how to remove it.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.path = Path(folder) / LOCK_NAME
+        self.held = False
+
+    def _owner(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}  # unreadable or half-written by a process killed while creating it
+
+    def acquire(self) -> RunLock:
+        """Take the lock (raises :class:`RunFolderError` when a live run holds it)."""
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                pid, host = owner.get("pid"), owner.get("host")
+                if not owner and time.time() - self._mtime() < 5:
+                    time.sleep(0.2)  # another process may be writing its details right now
+                    continue
+                stale = not owner or (host == me["host"] and isinstance(pid, int) and not _pid_alive(pid))
+                if stale:
+                    self.path.unlink(missing_ok=True)  # its owner was killed: take over
+                    continue
+                raise RunFolderError(
+                    f"{self.path.parent}: another run is training in this folder (pid {pid} on {host}, since "
+                    f"{owner.get('started', '?')}; lock file {self.path}). Wait for it, use another --out, or, if "
+                    "that process no longer exists, delete the lock file"
+                ) from None
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps(me) + "\n")
+            self.held = True
+            return self
+        raise RunFolderError(f"{self.path}: could not take the run lock; delete it if no run is using the folder")
+
+    def _mtime(self) -> float:
+        try:
+            return self.path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def release(self) -> None:
+        """Drop the lock (only if this process holds it)."""
+        if self.held:
+            if self._owner().get("pid") == os.getpid():
+                self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _check_run_identity(out: Path, config: TrainConfig) -> None:
+    """Refuse to resume in a folder whose saved ``config.json`` describes another run."""
+    from mmstn.train.config import RESUME_MUTABLE_FIELDS, config_differences
+
+    path = out / CONFIG_NAME
+    if not path.is_file():
+        return
+    if not read_metrics(out / METRICS_NAME) and not (out / WEIGHTS_NAME).exists():
+        return  # the earlier run stopped before its first step: there is nothing of it to mix with
+    try:
+        saved = TrainConfig.from_json(path)
+    except ValueError as exc:
+        raise RunFolderError(f"{path}: the folder's saved config is unreadable ({exc}). Use a new --out, or start "
+                             "afresh here with --restart (train(..., resume=False))") from exc
+    diff = config_differences(saved, config, RESUME_MUTABLE_FIELDS)
+    if diff:
+        a, b = saved.to_dict(), config.to_dict()
+        changes = ", ".join(f"{k}: {a[k]!r} → {b[k]!r}" for k in diff[:6])
+        more = f" and {len(diff) - 6} more" if len(diff) > 6 else ""
+        raise RunFolderError(
+            f"{out}: holds a run of another configuration (differing fields: {changes}{more}; saved in {path}). A "
+            "folder holds one run: use a new --out for the new config, pass the same config to resume "
+            "(--config " f"{path}), or start afresh here with --restart (train(..., resume=False))"
+        )
+
+
+@contextlib.contextmanager
+def _deferred_interrupts(enabled: bool) -> Iterator[dict[str, int | None]]:
+    """Catch SIGINT and SIGTERM while training, so a kill is acted on between steps (the loop saves a
+    checkpoint, then raises KeyboardInterrupt) instead of in the middle of one."""
+    flag: dict[str, int | None] = {"signal": None}
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag["signal"] is not None:  # a second signal: stop now, the last checkpoint stays
+            raise KeyboardInterrupt(f"signal {signum}")
+        flag["signal"] = signum
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 # ============================================================================================ training
@@ -561,20 +706,37 @@ def train(
         :class:`TrainResult`.
 
     Raises:
-        CheckpointError: the checkpoint is unreadable or belongs to another configuration.
+        CheckpointError: the checkpoint is unreadable, altered (checksum) or of another configuration.
+        RunFolderError: another live run holds the folder's lock, or (resuming without a checkpoint) the
+            folder's ``config.json`` describes another configuration.
         DatasetFolderError: the training data folder is missing or empty.
+        KeyboardInterrupt: Ctrl-C or SIGTERM; the completed steps are saved first (a later call resumes).
     """
+    out = Path(out_dir)
+    dist_info = _init_distributed(config)
+    device = resolve_device(config.device, dist_info.local_rank)
+    if dist_info.main:
+        out.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(out) if dist_info.main else None
+    if lock is not None:
+        lock.acquire()  # before anything in the folder is read or written
+    try:
+        return _train(config, out, resume, stop_after, callback, dist_info, device)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(config: TrainConfig, out: Path, resume: bool, stop_after: int | None,
+           callback: Callable[[int, dict[str, float]], None] | None, dist_info: _Dist,
+           device: torch.device) -> TrainResult:
+    """:func:`train`'s body, run while holding the folder's :class:`RunLock`."""
     from tqdm.auto import tqdm
 
     from mmstn.train.checkpoint import load_training_checkpoint, save_training_checkpoint, save_weights
     from mmstn.train.evaluate import evaluate
 
-    out = Path(out_dir)
-    dist_info = _init_distributed(config)
-    device = resolve_device(config.device, dist_info.local_rank)
     amp_dtype = _amp_dtype(config, device)
-    if dist_info.main:
-        out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(config.seed)
     localiser, stn = build_model(config)
@@ -587,6 +749,8 @@ def train(
     start_step, elapsed = 0, 0.0
     ckpt_path = out / CHECKPOINT_NAME
     metrics_path = out / METRICS_NAME
+    if resume and not ckpt_path.exists() and dist_info.main:
+        _check_run_identity(out, config)  # no checkpoint to compare with: the saved config.json tells
     if resume and ckpt_path.exists():
         state = load_training_checkpoint(ckpt_path, config, map_location=device, model=localiser)
         localiser.load_state_dict(state["model"])
@@ -620,7 +784,11 @@ def train(
     per_rank = config.batch_size // dist_info.world_size
     sum_scale = float(dist_info.world_size) if config.reduction == "sum" else 1.0  # DDP averages gradients
 
+    saved_at = start_step if resume and ckpt_path.exists() else -1
+
     def save(step: int) -> None:
+        nonlocal saved_at
+        saved_at = step
         if dist_info.main:
             save_training_checkpoint(ckpt_path, config=config, step=step, model=_unwrap(model), optimizer=optimizer,
                                      scheduler=scheduler, scaler=scaler, rng=rng_state(),
@@ -636,11 +804,17 @@ def train(
     step = start_step
     csv_file = metrics_path.open("a", newline="") if dist_info.main else None
     csv_writer = csv.DictWriter(csv_file, fieldnames=METRIC_COLUMNS) if csv_file else None
+    at_boundary = True  # the state is that of a whole number of steps (safe to checkpoint)
+    interrupts = _deferred_interrupts(dist_info.world_size == 1)
+    flag = interrupts.__enter__()
     try:
         it = iter(loader)
         while step < config.steps:
+            if flag["signal"] is not None:
+                raise KeyboardInterrupt(f"signal {flag['signal']}: training stopped after step {step}")
             if stop_after is not None and step >= stop_after:
                 break
+            at_boundary = False
             t0 = time.perf_counter()
             batch = next(it)
             batch = mirrored_batch({k: v.to(device, non_blocking=True) for k, v in batch.items()}, config.mirror)
@@ -690,6 +864,7 @@ def train(
                             writer.add_scalar(k, row[k], step)
             bar.set_postfix(loss=f"{row['loss']:.3g}", err=f"{train_err:.2f}px", refresh=False)
             bar.update(1)
+            at_boundary = True
             if last or (config.checkpoint_interval and step % config.checkpoint_interval == 0):
                 save(step)
             if callback is not None:
@@ -698,7 +873,14 @@ def train(
             save(step)
         if step == config.steps and dist_info.main and (step > start_step or not (out / WEIGHTS_NAME).exists()):
             save_weights(out / WEIGHTS_NAME, _unwrap(model), config, metrics=final_eval)
+    except KeyboardInterrupt:
+        # an interrupt (Ctrl-C, SIGTERM, or one raised between steps) loses nothing: save the completed
+        # steps; mid-step the state is inconsistent and the last checkpoint stands
+        if at_boundary and step > saved_at and step > 0 and dist_info.world_size == 1:
+            save(step)
+        raise
     finally:
+        interrupts.__exit__(None, None, None)
         bar.close()
         if csv_file is not None:
             csv_file.close()
