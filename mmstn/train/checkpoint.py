@@ -49,6 +49,7 @@ from mmstn.errors import ModelFileError
 from mmstn.localiser import Localiser
 from mmstn.stn import STN3DMM
 from mmstn.train.config import RESUME_MUTABLE_FIELDS, TrainConfig, config_differences
+from mmstn.train.model import build_model
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -378,7 +379,6 @@ def load_weights(path: str | Path, config: TrainConfig | None = None,
     Returns:
         (localiser in eval mode, stn, the file's config).
     """
-    from mmstn.train.loop import build_model
 
     path = Path(path)
     obj = _read(path, (WEIGHTS_FORMAT, CHECKPOINT_FORMAT))

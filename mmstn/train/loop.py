@@ -50,7 +50,7 @@ from torch import nn
 from mmstn.data.errors import DatasetFolderError
 from mmstn.data.flip import flip_image, flip_landmarks
 from mmstn.fitting import landmark_error
-from mmstn.localiser import Localiser, SmallTrunk, ThetaHead, VGGFaceTrunk, load_vgg_face_weights
+from mmstn.localiser import Localiser
 from mmstn.losses import (
     LossWeights,
     landmark_loss,
@@ -60,8 +60,11 @@ from mmstn.losses import (
     siamese_loss_matconvnet,
     symmetry_loss,
 )
-from mmstn.stn import STN3DMM, STNConfig, STNOutput
-from mmstn.train.config import TrainConfig
+from mmstn.stn import STN3DMM, STNOutput
+from mmstn.train.checkpoint import load_training_checkpoint, save_training_checkpoint, save_weights
+from mmstn.train.config import RESUME_MUTABLE_FIELDS, TrainConfig, config_differences
+from mmstn.train.evaluate import evaluate
+from mmstn.train.model import build_model, data_model, initial_theta_bias
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -97,19 +100,6 @@ SAMPLE_KEYS = ("image", "landmarks21", "vis21", "theta", "subject_id")
 
 
 # ============================================================================================ data
-@lru_cache(maxsize=2)
-def _data_model(name: str):
-    from mmstn.models.builtin import builtin_model
-
-    return builtin_model().subset(5, 5)
-
-
-def data_model(name: str = "builtin"):
-    """The morphable model the synthetic data is rendered with: the built-in model's 5 identity + 5
-    expression components (the same components as the grid model, so true and predicted α compare)."""
-    return _data_model(name)
-
-
 class SyntheticStream(torch.utils.data.Dataset):
     """Synthetic faces rendered on the fly: item i is :func:`mmstn.data.synthetic.generate_sample`
     (model, i, seed), restricted to ``image`` (3, S, S), ``landmarks21`` (21, 2), ``vis21`` (21,),
@@ -290,60 +280,6 @@ def mirrored_batch(batch: dict[str, torch.Tensor], mirror: bool = True) -> dict[
 
 
 # ============================================================================================ model
-def stn_config(config: TrainConfig) -> STNConfig:
-    """The :class:`~mmstn.stn.STNConfig` named by ``config.stn`` at ``config.grid_size``."""
-    s = config.image_size
-    if config.stn == "paper":
-        return STNConfig.paper(grid_size=config.grid_size, image_size=(s, s))
-    return STNConfig.faithful(grid_size=config.grid_size, image_size=(s, s))
-
-
-def initial_theta_bias(stn: STN3DMM, image_size: int, scale: float | None = None) -> tuple[tuple[float, float], float]:
-    """The θ layer's bias for a frontal, centred, right-sized mean face.
-
-    t₀ puts the centre of the mean face's landmark box (frontal, scale s₀) at the image centre
-    ((S + 1)/2, (S + 1)/2) of the label frame, where the synthetic data and the authors' crops centre it;
-    logs₀ gives s₀ (default: a 120 px wide mean face at S = 224, :func:`mmstn.data.synthetic.reference_scale`).
-    The authors used t = (112, 112) and logs = 0 (s = 1: a 178 px wide face).
-
-    Returns:
-        ((t_x, t_y), logs₀).
-    """
-    from mmstn.data.synthetic import reference_scale
-
-    gen = stn.generator
-    s0 = float(reference_scale(data_model(), image_size=image_size) if scale is None else scale)
-    mean = gen.morphable.mean.detach().double()
-    lm = mean[gen.landmark_indices, :2]
-    box_centre = (lm.min(0).values + lm.max(0).values) / 2
-    centre = (image_size + 1) / 2.0
-    t = (centre - s0 * float(box_centre[0]), centre - s0 * float(box_centre[1]))
-    logs0 = math.log(s0) / stn.config.scale_rate
-    return t, logs0
-
-
-def build_model(config: TrainConfig) -> tuple[Localiser, STN3DMM]:
-    """A freshly initialised localiser and its STN (seed torch first for a reproducible initialisation).
-
-    Returns:
-        (localiser: image (B, 3, S, S) → θ (B, 6 + D), stn: the grid model's 3DMM-STN).
-    """
-    from mmstn.uv.grid_model import builtin_grid_model
-
-    grid = builtin_grid_model(G=config.grid_size)
-    stn = STN3DMM(grid, stn_config(config))
-    t0, logs0 = initial_theta_bias(stn, config.image_size, config.init_scale)
-    trunk: nn.Module
-    if config.trunk == "small":
-        trunk = SmallTrunk(config.trunk_input, config.trunk_widths)
-    else:
-        trunk = VGGFaceTrunk()
-        if config.vgg_weights:
-            load_vgg_face_weights(trunk, config.vgg_weights)
-    head = ThetaHead(trunk.out_features, stn.generator.n_components, centre=t0, logs0=logs0)  # type: ignore[arg-type]
-    return Localiser(trunk, head), stn
-
-
 def build_optimizer(localiser: Localiser, config: TrainConfig) -> torch.optim.Optimizer:
     """SGD or AdamW over the localiser's groups (θ weights ×``head_weight_mult``, θ bias ×``head_bias_mult``
     without weight decay)."""
@@ -606,7 +542,6 @@ class RunLock:
 
 def _check_run_identity(out: Path, config: TrainConfig) -> None:
     """Refuse to resume in a folder whose saved ``config.json`` describes another run."""
-    from mmstn.train.config import RESUME_MUTABLE_FIELDS, config_differences
 
     path = out / CONFIG_NAME
     if not path.is_file():
@@ -733,8 +668,6 @@ def _train(config: TrainConfig, out: Path, resume: bool, stop_after: int | None,
     """:func:`train`'s body, run while holding the folder's :class:`RunLock`."""
     from tqdm.auto import tqdm
 
-    from mmstn.train.checkpoint import load_training_checkpoint, save_training_checkpoint, save_weights
-    from mmstn.train.evaluate import evaluate
 
     amp_dtype = _amp_dtype(config, device)
 
