@@ -68,8 +68,8 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.spatial.transform import Rotation
 
+from mmstn import transforms
 from mmstn.data.errors import DatasetFolderError
 from mmstn.layers.visibility import ray_blocked
 from mmstn.render import Fragments, Lighting, rasterize, render_colours
@@ -200,8 +200,10 @@ def _from_json_dict(cls: type, data: dict) -> Any:
 
 # ------------------------------------------------------------------------------------------ geometry
 def euler_to_axis_angle(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """Axis-angle r (3,) radians of R = R_z(roll) · R_y(yaw) · R_x(pitch); angles in radians."""
-    return Rotation.from_euler("ZYX", [roll, yaw, pitch]).as_rotvec()
+    """Axis-angle r (3,) radians of R = R_z(roll) · R_y(yaw) · R_x(pitch); angles in radians.
+
+    mmstn's one Euler convention, :func:`mmstn.transforms.euler_to_axis_angle`."""
+    return transforms.matrix_to_axis_angle_np(transforms.euler_to_matrix_np(yaw, pitch, roll))
 
 
 def _rotate(points: np.ndarray, rotation: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 from mmstn import runtime
+from mmstn.transforms import euler_to_matrix_np
 
 __all__ = ["draw_mesh", "rotation_from_angles", "save_figure"]
 
@@ -23,16 +24,10 @@ def _np(x) -> np.ndarray:
 
 
 def rotation_from_angles(yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> np.ndarray:
-    """Rotation matrix (3, 3) for angles in degrees: R = R_z(roll) · R_x(pitch) · R_y(yaw).
-
-    Positive yaw turns the face towards the viewer's right (the nose moves to +x), positive pitch tilts
-    the face down (the nose moves to −y), positive roll turns the face counter-clockwise in the image.
-    """
-    y, p, r = np.deg2rad([yaw, pitch, roll])
-    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
-    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
-    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
-    return rz @ rx @ ry
+    """Rotation matrix (3, 3) for angles in degrees, in mmstn's one convention R = R_z(roll)·R_y(yaw)·R_x(pitch)
+    (:mod:`mmstn.transforms`): positive yaw turns the nose to the viewer's right, positive pitch tilts it
+    down, positive roll turns the face counter-clockwise in the image."""
+    return euler_to_matrix_np(*np.deg2rad([yaw, pitch, roll]))
 
 
 def draw_mesh(

@@ -19,12 +19,12 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from scipy.spatial.transform import Rotation
 
 from mmstn.models.morphable import MorphableModel
 from mmstn.stn import STN3DMM, STNOutput, make_theta, split_theta
+from mmstn.transforms import axis_angle_to_matrix_np, euler_to_matrix_np, matrix_to_axis_angle_np, matrix_to_euler_np
 from mmstn.viz.layer_figures import _wireframe, imshow_label_frame
-from mmstn.viz.mesh import figure_to_png, rotation_from_angles
+from mmstn.viz.mesh import figure_to_png
 from mmstn.viz.style import to_rgb
 
 __all__ = ["POSE_SLIDERS", "STNExplorer", "angles_to_axis_angle", "axis_angle_to_angles", "default_theta",
@@ -35,17 +35,13 @@ POSE_SLIDERS: tuple[str, ...] = ("yaw", "pitch", "roll", "scale", "tx", "ty")
 
 
 def angles_to_axis_angle(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """Axis-angle r (3,) radians of R = R_z(roll)·R_x(pitch)·R_y(yaw), angles in degrees.
-
-    Positive yaw turns the nose to the viewer's right, positive pitch tilts it down, positive roll turns the
-    face anticlockwise in the image (:func:`mmstn.viz.rotation_from_angles`).
-    """
-    return Rotation.from_matrix(rotation_from_angles(yaw, pitch, roll)).as_rotvec()
+    """Axis-angle r (3,) radians of R = R_z(roll)·R_y(yaw)·R_x(pitch), angles in degrees (:mod:`mmstn.transforms`)."""
+    return matrix_to_axis_angle_np(euler_to_matrix_np(*np.deg2rad([yaw, pitch, roll])))
 
 
 def axis_angle_to_angles(r) -> tuple[float, float, float]:
     """Inverse of :func:`angles_to_axis_angle`: (yaw, pitch, roll) in degrees."""
-    roll, pitch, yaw = Rotation.from_rotvec(np.asarray(r, dtype=np.float64)).as_euler("ZXY", degrees=True)
+    yaw, pitch, roll = np.rad2deg(matrix_to_euler_np(axis_angle_to_matrix_np(np.asarray(r, dtype=np.float64))))
     return float(yaw), float(pitch), float(roll)
 
 

@@ -11,6 +11,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
+from mmstn.transforms import axis_angle_to_matrix_np, euler_to_matrix_np, matrix_to_axis_angle_np, matrix_to_euler_np
 from mmstn.viz.mesh import figure_to_png
 
 __all__ = ["LocaliserExplorer", "localiser_explorer", "synthetic_face_at_yaw"]
@@ -29,8 +30,8 @@ def synthetic_face_at_yaw(model, index: int, yaw_deg: float, seed: int = 777, im
 
     params = draw_parameters(model, int(index), int(seed), n_subjects=1000, image_size=image_size)
     th = params.theta.astype(np.float64)
-    roll, _, pitch = Rotation.from_rotvec(th[:3]).as_euler("ZYX")
-    r_new = Rotation.from_euler("ZYX", [roll, np.deg2rad(yaw_deg), pitch]).as_rotvec()
+    _, pitch, roll = matrix_to_euler_np(axis_angle_to_matrix_np(th[:3]))
+    r_new = matrix_to_axis_angle_np(euler_to_matrix_np(np.deg2rad(yaw_deg), pitch, roll))
     renderer = _renderer(model)
     lm = _landmark_vertices(model)
     shape = renderer.shape(th[6:])[lm]
