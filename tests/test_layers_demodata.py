@@ -49,7 +49,7 @@ def test_labels_convert_to_the_reference_pixels(demo):
     got = labels_to_pixels(labels, 224)  # x0 = x − 1, y0 = 224 − y  (row = 225 − y, 1-based)
     torch.testing.assert_close(got, pixels, rtol=0, atol=1e-3)
     torch.testing.assert_close(pixels_to_labels(got, 224), labels, rtol=0, atol=1e-12)
-    # landmark 1 (left brow, left corner) is on the image left, landmark 6 on the right (method-spec §3.5)
+    # landmark 1 (left brow, left corner) is on the image left, landmark 6 on the right (docs/conventions.md §3.5)
     assert (labels[:, 0, 0] < labels[:, 5, 0]).all()
     # y is up: the brows (1–6) have larger y than the chin (21)
     assert (labels[:, :6, 1].min(1).values > labels[:, 20, 1]).all()

@@ -42,7 +42,7 @@ def test_matconvnet_reads_at_the_documented_pixel():
     px = grid_to_pixels(points_to_grid(pts, 224, "matconvnet"), 224).reshape(1, -1, 2)
     torch.testing.assert_close(px[..., 0], pts[..., 0] * 223 / 224, rtol=0, atol=1e-12)
     torch.testing.assert_close(px[..., 1], (224 - pts[..., 1]) * 223 / 224, rtol=0, atol=1e-12)
-    # label 0 → centre of the first pixel, 224 → centre of the last (method-spec TL;DR 4)
+    # label 0 → centre of the first pixel, 224 → centre of the last (docs/conventions.md §0.4)
     corners = torch.tensor([[[0.0, 224.0], [224.0, 0.0]]], dtype=torch.float64)
     g = labels_to_grid(corners, 224, "matconvnet")
     assert torch.equal(g, torch.tensor([[[-1.0, -1.0], [1.0, 1.0]]], dtype=torch.float64))

@@ -119,7 +119,7 @@ def test_bfm_uv():
     assert (mirror == np.arange(53490)).sum() == 220
 
 
-#: method-spec §3.5: the AFLW-21 landmarks as 1-based indices into the BFM and the 112×112 grid.
+#: docs/conventions.md §3.5: the AFLW-21 landmarks as 1-based indices into the BFM and the 112×112 grid.
 TABLE_BFM = [38792, 4646, 40514, 41091, 11870, 42825, 2088, 4410, 5959, 10603, 12150, 14472,
              20204, 6389, 8320, 10259, 34982, 5392, 8354, 11326, 48187]  # fmt: skip
 TABLE_112 = [2489, 2279, 2178, 2191, 2314, 2552, 3283, 3177, 3182, 3203, 3208, 3326,

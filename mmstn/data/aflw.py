@@ -1,4 +1,4 @@
-"""AFLW: the SQLite annotation database (``aflw.sqlite``) and the Flickr photos (method-spec §10.4).
+"""AFLW: the SQLite annotation database (``aflw.sqlite``) and the Flickr photos (docs/conventions.md §10.4).
 
 Tables read (the 2012-11-28 schema; other tables are ignored)::
 
@@ -9,7 +9,7 @@ Tables read (the 2012-11-28 schema; other tables are ignored)::
     FaceRect(face_id, x, y, w, h, annot_type_id)      optional: the face box (used by CropRule source "box")
     FacePose(face_id, roll, pitch, yaw, annot_type_id) optional: kept in :class:`AflwFace`, not returned
 
-Coordinates are photo pixels; whether AFLW's are 0- or 1-based is not documented (method-spec §13): they
+Coordinates are photo pixels; whether AFLW's are 0- or 1-based is not documented (docs/conventions.md §13): they
 are read as 0-based (``one_based=True`` subtracts 1). Photos are looked up as ``image_root/filepath``, then
 ``image_root/flickr/filepath`` (``FaceImages.filepath`` is e.g. ``"3/image00035.jpg"`` and the photos are
 unpacked as ``flickr/0/``, ``flickr/2/``, ``flickr/3/``); ``image_root`` defaults to the database's folder.

@@ -1,6 +1,6 @@
 """The face crop: a square box around the face, enlarged about its centre, resized to 224 × 224.
 
-The authors' AFLW cropping code is not public (method-spec §6, §13). The rule here is inferred from the six
+The authors' AFLW cropping code is not public (docs/conventions.md §6, §13). The rule here is inferred from the six
 crops in their ``demodata.mat`` and checked against them (``tests/test_data_loaders.py``):
 
 * **Box from landmarks** (``source="landmarks"``): the bounding box of the visible landmarks gives the

@@ -1,4 +1,4 @@
-"""The authors' ``util/demodata.mat``: six AFLW face crops with the 21 landmarks (method-spec §10.6).
+"""The authors' ``util/demodata.mat``: six AFLW face crops with the 21 landmarks (docs/conventions.md §10.6).
 
 Contents: ``Images`` single 224 × 224 × 3 × 6, RGB 0..255; ``Labels`` single 1 × 2 × 21 × 6, (x, y) with
 x the 1-based column and y pointing up (row = 225 − y) — already our label frame, so the landmarks are

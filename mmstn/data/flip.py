@@ -2,7 +2,7 @@
 
 Image: columns reversed. Landmarks (label frame, W = image width): x′ = W + 1 − x, y′ = y, then the list is
 reordered by :func:`mmstn.models.landmarks.flip_permutation` (left brow ↔ right brow, …), coordinates and
-visibilities alike (the authors' ``refineData`` + ``syncFlippedLandmarks.m``, method-spec §6). Landmarks
+visibilities alike (the authors' ``refineData`` + ``syncFlippedLandmarks.m``, docs/conventions.md §6). Landmarks
 without annotation — stored at (0, 0) with visibility 0 — stay at (0, 0), as in the authors' code
 (x′ = (W + 1 − x)·[x ≠ 0]). The flip is an involution.
 

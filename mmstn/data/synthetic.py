@@ -18,7 +18,7 @@ The distributions (:class:`ThetaDistribution`, :class:`SceneDistribution`):
   and truncated to ±3 (``alpha_clip``).
 * **Texture.** Per subject β ~ N(0, I) (same subject stream); albedo = clip(colour + Σ_k β_k T_k, 0, 1).
 * **Scale.** s₀ = ``face_width_px`` / (ear-to-ear width of the mean face, the x-extent of its AFLW-21
-  landmarks): a face 120 px wide at 224², like the authors' crops (method-spec §6). For the built-in model
+  landmarks): a face 120 px wide at 224², like the authors' crops (docs/conventions.md §6). For the built-in model
   (and the BFM) that width is 178.0 mm, so s₀ = 0.674 px/mm; s = s₀ · U(0.9, 1.1).
 * **Translation.** t puts the centre of the posed landmark box (all 21 AFLW points, visible or not) at the
   image centre ((W + 1)/2, (H + 1)/2) = (112.5, 112.5), plus U(±8 px) per axis, like a detector crop

@@ -1,4 +1,4 @@
-"""UMDFaces still images: the per-batch CSV files (method-spec §10.5).
+"""UMDFaces still images: the per-batch CSV files (docs/conventions.md §10.5).
 
 Columns are found **by header name**, in any order; names are matched case-insensitively:
 

@@ -1,6 +1,6 @@
 """The grid layer: projected 2-D points of the G×G grid model → sampling grid (``vl_nngrid.m``).
 
-Frames and conventions pinned here (method-spec §2.3–2.4)
+Frames and conventions pinned here (docs/conventions.md §2.3–2.4)
 -----------------------------------------------------------
 
 **Label frame** (where the STN's 2-D points, the translation t and the landmark labels live): the

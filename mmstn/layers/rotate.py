@@ -5,7 +5,7 @@ X′ = X·Rᵀ (each row x_n ↦ R x_n); R (B, 3, 3); result X′ (B, N, 3) mill
 
 Derivatives (dX′ the incoming gradient, (B, N, 3)): dX = dX′·R (i.e. Rᵀ applied to each row) and
 dR = dX′ᵀ·X, dR_jk = Σ_n dX′_nj X_nk — the authors' "dX = Rᵀ dX′, dR = dX′ Xᵀ" in the row layout.
-Rotation is about the model origin (for the BFM, a point inside the head, method-spec §2.2).
+Rotation is about the model origin (for the BFM, a point inside the head, docs/conventions.md §2.2).
 """
 
 from __future__ import annotations

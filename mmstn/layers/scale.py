@@ -1,7 +1,7 @@
 """Log-scale → scale, and 2-D scaling (``vl_nnlogScale2Scale.m``, ``vl_nnscale2D.m``).
 
 The localiser predicts a log-scale; the layer turns it into a positive scale s = base^logs =
-exp(κ·logs) with κ = ln(base). Two bases matter (method-spec §0.2):
+exp(κ·logs) with κ = ln(base). Two bases matter (docs/conventions.md §0.2):
 
 * :attr:`ScaleBase.EXP` (κ = 1): the paper's s = exp(logs);
 * :attr:`ScaleBase.MATCONVNET` (κ = ln 0.99 ≈ −0.01005): the authors' released code, s = 0.99^logs —

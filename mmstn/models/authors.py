@@ -3,7 +3,7 @@
 * ``util/landmarks/Landmarks{21,68}_{BFM,112,224}.anl``: landmark vertex indices, one number per line,
   ``%`` starts a comment, **1-based** (MATLAB). :func:`read_anl` returns them 0-based.
 * ``util/BFM_UV.mat``: variable ``UV``, float64 53490×2 in [0, 1], the symmetric Tutte flattening of
-  the BFM 2009 mesh (method-spec §9.1). u grows with model x (viewer's right), v with model y (up), so it
+  the BFM 2009 mesh (docs/conventions.md §9.1). u grows with model x (viewer's right), v with model y (up), so it
   already follows :class:`~mmstn.models.morphable.MorphableModel`'s "v up" convention.
 * :func:`uv_mirror_map` pairs every vertex (u, v) with the vertex at (1 − u, v): for the BFM flattening this
   is exact (to 6e−17) and gives the left/right mirror of the mesh, with the 220 vertices on u = 0.5 as

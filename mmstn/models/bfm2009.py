@@ -1,6 +1,6 @@
 """Basel Face Model 2009 (``PublicMM1/01_MorphableModel.mat``) and the MATLAB file reading it needs.
 
-The file holds (method-spec §10.1), with N = 53490 vertices and K = 199 components:
+The file holds (docs/conventions.md §10.1), with N = 53490 vertices and K = 199 components:
 
 =========== ============ ==========================================================================
 variable    MATLAB size  meaning

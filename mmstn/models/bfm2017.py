@@ -1,6 +1,6 @@
 """Basel Face Model 2017 (statismo HDF5: ``model2017-1_bfm_nomouth.h5``, ``model2017-1_face12_nomouth.h5``).
 
-Layout read here (method-spec §10.2), with N vertices:
+Layout read here (docs/conventions.md §10.2), with N vertices:
 
 * ``shape/model/mean`` (3N,), interleaved xyz, **millimetres**;
   ``shape/model/pcaBasis`` (3N, K) with orthonormal columns; ``shape/model/pcaVariance`` (K,)

@@ -1,7 +1,7 @@
 """Landmark conventions: the 21 AFLW points in the paper's order and the 68 iBUG / 300-W points.
 
 Both lists are ordered as in their datasets. "Left" is the *viewer's* left (image left, model x < 0),
-following AFLW's naming as used by the authors (method-spec §3.5): landmark 1 sits at image x ≈ 73
+following AFLW's naming as used by the authors (docs/conventions.md §3.5): landmark 1 sits at image x ≈ 73
 and landmark 6 at x ≈ 167 on the authors' demo crops.
 
 The flip permutations map a landmark list of an image to the list of its horizontal mirror image:

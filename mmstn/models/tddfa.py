@@ -140,7 +140,7 @@ def transfer_expressions(
     *,
     w_exp_to_mm: float = 1.0 / _MICROMETRES_PER_MM,
 ) -> np.ndarray:
-    """Transfer the first ``n_expression`` columns of ``w_exp`` to every BFM vertex (method-spec §3.3).
+    """Transfer the first ``n_expression`` columns of ``w_exp`` to every BFM vertex (docs/conventions.md §3.3).
 
     Args:
         bfm: the BFM (its ``mean`` and ``triangles`` are used) or a ``(vertices (N, 3), triangles (F, 3))``

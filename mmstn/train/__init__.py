@@ -1,4 +1,4 @@
-"""Training the localiser (paper section 3, method-spec §5–6): config, loop, checkpoints, evaluation.
+"""Training the localiser (paper section 3, docs/conventions.md §5–6): config, loop, checkpoints, evaluation.
 
 Quick start::
 

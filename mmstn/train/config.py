@@ -2,7 +2,7 @@
 
 Two recipes (:meth:`TrainConfig.authors`, :meth:`TrainConfig.recommended`):
 
-``"authors"`` — the released MatConvNet trainer (method-spec §5–6)
+``"authors"`` — the released MatConvNet trainer (docs/conventions.md §5–6)
     SGD, momentum 0.9, no dampening or Nesterov, weight decay 5e−4 (0 on the θ bias), learning rate
     1e−10 with the θ layer's multipliers ×4 (weights) and ×8 (bias); batches of 32 images + their 32
     mirrors; every loss summed over the batch and the total divided by 32 (``normaliser``); the authors'

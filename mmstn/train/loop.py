@@ -1,6 +1,6 @@
 """The training loop: data in a resumable order, the mirrored batch, the four losses, checkpoints, metrics.
 
-One step (method-spec §5–6, paper section 3):
+One step (docs/conventions.md §5–6, paper section 3):
 
 1. B images from the training set; their horizontal flips are appended (landmarks flipped with the
    AFLW-21 permutation, :func:`mmstn.data.flip.flip_landmarks`): the network sees 2B images.

@@ -1,4 +1,4 @@
-"""The authors' released UV map ``util/BFM_UV.mat`` (method-spec §9.1), as a reference for our embedding.
+"""The authors' released UV map ``util/BFM_UV.mat`` (docs/conventions.md §9.1), as a reference for our embedding.
 
 Reading is delegated to :func:`mmstn.models.authors.load_bfm_uv`; when that module is unavailable a small
 ``scipy.io.loadmat`` reader is used instead.
@@ -16,7 +16,7 @@ from mmstn.uv.symmetry import mirror_from_uv
 
 __all__ = ["BFM_UV_FACTS", "describe_uv_layout", "load_authors_uv"]
 
-#: Facts about ``BFM_UV.mat`` that the file must reproduce (method-spec §9.1).
+#: Facts about ``BFM_UV.mat`` that the file must reproduce (docs/conventions.md §9.1).
 BFM_UV_FACTS: dict[str, int] = {
     "n_vertices": 53490,
     "left": 26635,

@@ -14,7 +14,7 @@ triangles):
 Sign convention. A *weight matrix* ``W`` (N, N) holds w_ij ≥ 0 off the diagonal and zeros on it. The
 *Laplacian* is ``L = diag(W·1) − W`` (rows sum to zero, positive semi-definite for the symmetric
 weightings). For the cotangent weights this is **minus** libigl's ``igl.cotmatrix`` (which is negative
-semi-definite) and half of the authors' ``util/LaplaceBeltrami.m`` matrix (method-spec §3.3).
+semi-definite) and half of the authors' ``util/LaplaceBeltrami.m`` matrix (docs/conventions.md §3.3).
 
 All functions take vertices ``V`` (N, 3) (or (N, 2)) in any length unit and 0-based triangles ``F`` (F, 3).
 """

@@ -85,7 +85,7 @@ def square_boundary_counts(uv: np.ndarray, tol: float = 0.0) -> dict[str, int]:
     Returns a dict with keys ``"u=0"``, ``"u=1"``, ``"v=0"``, ``"v=1"`` (vertices within ``tol`` of that side;
     a corner counts for two sides), ``"left"`` (u < 0.5 − tol), ``"midline"`` (|u − 0.5| ≤ tol) and
     ``"right"`` (u > 0.5 + tol). For the authors' ``BFM_UV.mat`` these are 173, 173, 65, 105, 26635, 220,
-    26635 (method-spec §9.1).
+    26635 (docs/conventions.md §9.1).
     """
     uv = np.asarray(uv, dtype=np.float64)
     u, v = uv[:, 0], uv[:, 1]

@@ -1,6 +1,6 @@
 """Resample a morphable model onto the regular G×G UV grid that becomes the STN's output image.
 
-Grid layout (method-spec §2.4, the authors' ``resampleModel.m``): grid vertex k = row·G + col (0-based,
+Grid layout (docs/conventions.md §2.4, the authors' ``resampleModel.m``): grid vertex k = row·G + col (0-based,
 row-major over the output image) sits at
 
     u = col / (G − 1)        (left → right)
@@ -249,7 +249,7 @@ def landmarks_to_grid(indices: np.ndarray, uv: np.ndarray, G: int, flip: np.ndar
       (at most one cell from each landmark's own nearest vertex for a near-symmetric UV map);
     * a midline landmark (flip(l) = l) goes to column (G − 1) // 2: the centre column for odd G and, for
       even G (no centre column), the one just left of u = 0.5, as in the authors' 112 and 224 files
-      (method-spec §3.5, e.g. column 55 for G = 112).
+      (docs/conventions.md §3.5, e.g. column 55 for G = 112).
 
     Undefined landmarks (index −1) stay −1. Returns int64 (L,).
     """

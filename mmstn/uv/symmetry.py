@@ -34,7 +34,7 @@ def mirror_from_uv(uv: np.ndarray, tol: float = 1e-9) -> np.ndarray:
 
     Args:
         uv: (N, 2) texture coordinates in [0, 1]², e.g. the authors' ``BFM_UV.mat`` (which is symmetric
-            to 6e−17, method-spec §9.1).
+            to 6e−17, docs/conventions.md §9.1).
         tol: largest accepted distance in UV units between (1 − u_i, v_i) and its nearest vertex.
 
     Returns:
