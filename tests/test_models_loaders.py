@@ -617,9 +617,9 @@ def test_registry_by_path(tmp_path, monkeypatch):
     expr, _, _ = write_tddfa(tmp_path / "t", np.arange(N))
     with pytest.raises(ModelFileError, match="3DDFA expression file"):
         load_model(expr, verbose=False)
-    (tmp_path / "a.obj").write_text("v 0 0 0\n")
+    (tmp_path / "a.xyz").write_text("v 0 0 0\n")
     with pytest.raises(ModelFileError, match="unknown model file type"):
-        load_model(tmp_path / "a.obj", verbose=False)
+        load_model(tmp_path / "a.xyz", verbose=False)
 
 
 def test_registry_missing(tmp_path, monkeypatch):

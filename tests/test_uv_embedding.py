@@ -250,3 +250,63 @@ def test_surrey_model_pipeline():
     T = grid.triangles.numpy()
     nz = np.cross(X[T[:, 1]] - X[T[:, 0]], X[T[:, 2]] - X[T[:, 0]])[:, 2]
     assert np.mean(nz > 0) > 0.95
+
+
+def _disk_with_midline_hole():
+    """The symmetric disk with the two triangles on one interior midline edge removed: a hole across u = 0.5."""
+    V, F, mirror = symmetric_disk_mesh(300, seed=0)
+    mid = mirror == np.arange(len(mirror))
+    outer = np.concatenate(boundary_loops(F))
+    inner_mid = mid & ~np.isin(np.arange(len(V)), outer)
+    both = inner_mid[F].sum(axis=1) == 2
+    # an edge between two interior midline vertices: keep only its two triangles' removal
+    e = np.sort(F[both][:, :3][inner_mid[F[both]]].reshape(-1, 2), axis=1)
+    keys, counts = np.unique(e[:, 0] * len(V) + e[:, 1], return_counts=True)
+    key = keys[np.argmax(counts)]
+    a, b = divmod(int(key), len(V))
+    drop = np.isin(F, [a, b]).sum(axis=1) == 2
+    return V, F[~drop], mirror
+
+
+def test_hole_across_midline_warns_slit_and_loops():
+    from mmstn.uv.embedding import HoleWarning
+
+    V, F, mirror = _disk_with_midline_hole()
+    assert len(boundary_loops(F)) == 2
+    with pytest.warns(HoleWarning) as record:
+        e = symmetric_tutte((V, F, mirror), weights="mean_value")
+    text = " ".join(str(w.message) for w in record)
+    assert "2 boundary loops" in text and "zero-width slit" in text
+    assert "mmstn.models.meshtools.close_holes" in text
+    assert e.slit_vertices.size > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HoleWarning)
+        symmetric_tutte((V, F, mirror), weights="mean_value", warn=False)
+
+
+def test_hole_inside_one_half_error_names_the_tool():
+    V, F, mirror = symmetric_disk_mesh(300, seed=0)
+    outer = boundary_loops(F)[0]
+    inner_left = (V[:, 0] < V[:, 0].mean() - 0.2) & ~np.isin(np.arange(len(V)), outer)
+    t = int(np.flatnonzero(inner_left[F].all(axis=1))[0])  # one triangle well inside the left half
+    mirrored = np.sort(mirror[F[t]])
+    drop = (np.arange(len(F)) == t) | (np.sort(F, axis=1) == mirrored).all(axis=1)
+    with pytest.raises(ValueError, match="close_holes"):
+        symmetric_tutte((V, F[~drop], mirror), weights="mean_value")
+
+
+def test_fold_over_message_matches_the_weighting(monkeypatch):
+    """Only cotangent weights go negative; a uniform-weights fold-over must not blame them."""
+    import dataclasses
+
+    import mmstn.uv.embedding as emb
+
+    real = emb.uv_quality
+    monkeypatch.setattr(emb, "uv_quality", lambda *a, **k: dataclasses.replace(real(*a, **k), n_flipped=3))
+    mesh = symmetric_disk_mesh(200, seed=0)
+    with pytest.warns(FoldOverWarning) as record:
+        symmetric_tutte(mesh, weights="uniform")
+    text = str(record[0].message)
+    assert "cotangent" not in text and "'uniform' weights are all positive" in text
+    with pytest.warns(FoldOverWarning, match="Negative cotangent weights"):
+        symmetric_tutte(mesh, weights="cotan")

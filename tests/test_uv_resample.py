@@ -273,3 +273,24 @@ def test_resampling_a_folded_map_falls_back_to_snapping():
     assert rs.snap_distance.max() < 1e-12  # the square is still covered, so every point lies in some triangle
     assert np.allclose(rs.bary.sum(axis=1), 1) and (rs.bary >= 0).all()
     assert np.isfinite(rs.apply(V)).all()
+
+
+def test_make_grid_model_uses_own_uvs_only_when_asked_and_warns_on_coverage(capsys):
+    from mmstn.uv.grid_model import GridCoverageWarning, make_grid_model
+
+    model = symmetric_disk_model(600, seed=1)
+    uv = symmetric_tutte(model, weights="mean_value").uv * 0.8 + 0.1  # leaves a border of the square bare
+    own = model.with_fields(uv=uv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GridCoverageWarning)
+        tutte = make_grid_model(own, 21, "mean_value", verbose=True)  # default: the symmetric Tutte map
+    assert "symmetric_tutte" in capsys.readouterr().out
+    reference = resample_to_grid(model, symmetric_tutte(model, weights="mean_value").uv, 21)
+    torch.testing.assert_close(tutte.mean, reference.mean)
+    with pytest.warns(GridCoverageWarning, match=r"leave \d+\.\d % of the 21x21 grid cells outside the mesh"):
+        mine = make_grid_model(own, 21, flattening="model_uv")
+    torch.testing.assert_close(mine.mean, resample_to_grid(own, None, 21).mean)
+    with pytest.raises(ValueError, match=r"has no mirror map.*flattening='model_uv'"):
+        make_grid_model(own.with_fields(mirror=None), 21)
+    with pytest.raises(ValueError, match="has no uv"):
+        make_grid_model(model, 21, flattening="model_uv")

@@ -22,12 +22,53 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmstn.errors import ModelFileError, ShapeError, check_finite
+from mmstn.errors import ModelFileError, ShapeError, check_file, check_finite, check_finite_field
 
-__all__ = ["MorphableModel"]
+__all__ = ["UNIT_SCALE", "MorphableModel", "check_units"]
 
 _NPZ_FORMAT = "mmstn-morphable-model"
 _NPZ_VERSION = 1
+
+#: Millimetres per unit, for the ``units`` argument of :meth:`MorphableModel.from_arrays` and mesh loading.
+UNIT_SCALE: dict[str, float] = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
+
+
+def check_units(mean, units: str = "mm", where: str = "mean") -> float:
+    """Check that a face's size matches ``units``; return the factor that converts it to millimetres.
+
+    A human face is about 120-200 mm wide (bounding-box width along x, ear to ear). A width 10x or 1000x
+    smaller than that range, once converted, says the data are in centimetres or metres and ``units`` is wrong.
+
+    Args:
+        mean: vertices, array of shape (N, 3), in ``units``.
+        units: ``"mm"``, ``"cm"`` or ``"m"``.
+        where: what to name in the error (an argument or a file).
+
+    Returns:
+        Millimetres per input unit (1, 10 or 1000).
+
+    Raises:
+        ValueError: unknown unit, or a size that says another unit (naming it and ``units=...``).
+    """
+    if units not in UNIT_SCALE:
+        raise ValueError(f"units={units!r} is not known; use one of {sorted(UNIT_SCALE)}")
+    v = np.asarray(mean, dtype=np.float64)
+    width = float(np.ptp(v, axis=0).max()) * UNIT_SCALE[units]  # largest extent, mm
+    # 30-600 mm accepts a face region or a whole head; outside it the ratio names the likely unit.
+    if not 30.0 <= width <= 600.0:
+        raw = width / UNIT_SCALE[units]
+        guess = next((u for u, k in UNIT_SCALE.items() if 30.0 <= raw * k <= 600.0), None)
+        hint = (
+            f"it looks like {guess!r}; pass units={guess!r} to convert to millimetres"
+            if guess
+            else "no unit among mm, cm, m gives a face-sized mesh; check the scale of the data"
+        )
+        as_mm = f" ({width:g} mm)" if units != "mm" else ""
+        raise ValueError(
+            f"{where}: the mesh is {raw:g} {units}{as_mm} across (largest bounding-box side), but a face is about "
+            f"120-200 mm; {hint}"
+        )
+    return UNIT_SCALE[units]
 
 
 def _as_float(x, name: str) -> torch.Tensor:
@@ -124,6 +165,168 @@ class MorphableModel:
     @property
     def dtype(self) -> torch.dtype:
         return self.mean.dtype
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def from_arrays(
+        cls,
+        mean,
+        triangles,
+        *,
+        basis=None,
+        std=None,
+        n_identity: int | None = None,
+        landmarks: dict | None = None,
+        uv=None,
+        colour=None,
+        mirror=None,
+        units: str = "mm",
+        name: str = "custom",
+        licence: str = "unknown",
+        source: str = "from arrays",
+        check_size: bool = True,
+    ) -> MorphableModel:
+        """Build a model from plain arrays (NumPy or torch), validating each with an error that names it.
+
+        Args:
+            mean: mean shape, (N, 3), in ``units``.
+            triangles: (F, 3) integer vertex ids, 0-based, counter-clockwise seen from the front.
+            basis: optional shape basis, (3N, K) (x, y, z interleaved per vertex, the BFM layout) or (N, 3, K),
+                in ``units`` per unit coefficient. ``None`` gives a mean-only model (K = 0).
+            std: optional (K,) standard deviations of the components; folded into the basis so that
+                α ~ N(0, I). Leave ``None`` when the basis is already scaled.
+            n_identity: how many leading components are identity (default: all K).
+            landmarks: ``{set name: vertex ids}``, e.g. ``{"ibug68": [...]}`` (−1 where undefined).
+            uv: optional (N, 2) texture coordinates in [0, 1].
+            colour: optional (N, 3) per-vertex albedo, RGB in [0, 1].
+            mirror: optional (N,) mirror map (an involution).
+            units: ``"mm"`` (default), ``"cm"`` or ``"m"``; coordinates are converted to millimetres.
+            name, licence, source: metadata.
+            check_size: check that the face's size matches ``units`` (see :func:`check_units`).
+
+        Returns:
+            A validated :class:`MorphableModel` in millimetres.
+
+        Raises:
+            ShapeError / ValueError: naming the argument, the problem and the fix.
+        """
+        mean_np = np.asarray(mean.detach().cpu() if isinstance(mean, torch.Tensor) else mean)
+        if mean_np.ndim != 2 or mean_np.shape[1] != 3 or mean_np.shape[0] < 3:
+            raise ShapeError(
+                f"mean must have shape (N, 3) with N >= 3, got {mean_np.shape}; pass one row (x, y, z) per vertex"
+            )
+        if not np.issubdtype(mean_np.dtype, np.number):
+            raise ShapeError(f"mean must be numeric, got dtype {mean_np.dtype}")
+        mean_np = mean_np.astype(np.float64)
+        n = mean_np.shape[0]
+        bad = ~np.isfinite(mean_np)
+        if bad.any():
+            raise ValueError(
+                f"mean holds {int(bad.any(axis=1).sum())} vertices with NaN or inf coordinates (first: vertex "
+                f"{int(np.argmax(bad.any(axis=1)))}); remove or repair them before building the model"
+            )
+        scale = check_units(mean_np, units, "mean") if check_size else UNIT_SCALE.get(units, 1.0)
+        if units not in UNIT_SCALE:
+            raise ValueError(f"units={units!r} is not known; use one of {sorted(UNIT_SCALE)}")
+
+        tri = np.asarray(triangles.cpu() if isinstance(triangles, torch.Tensor) else triangles)
+        if tri.ndim != 2 or tri.shape[1] != 3 or tri.shape[0] == 0:
+            raise ShapeError(f"triangles must have shape (F, 3) with F >= 1, got {tri.shape}; quads need splitting")
+        if not np.issubdtype(tri.dtype, np.integer):
+            if np.issubdtype(tri.dtype, np.floating) and np.all(np.isfinite(tri)) and np.all(tri == np.round(tri)):
+                tri = tri.astype(np.int64)
+            else:
+                raise ShapeError(f"triangles must hold integer vertex ids, got dtype {tri.dtype}")
+        tri = tri.astype(np.int64)
+        if tri.min() < 0 or tri.max() >= n:
+            one_based = tri.min() == 1 and tri.max() == n
+            raise ShapeError(
+                f"triangles index vertices {int(tri.min())}..{int(tri.max())} but mean has {n} vertices; "
+                + ("they look 1-based: pass triangles - 1" if one_based else "ids must lie in [0, N)")
+            )
+        repeated = (tri[:, 0] == tri[:, 1]) | (tri[:, 1] == tri[:, 2]) | (tri[:, 0] == tri[:, 2])
+        v = mean_np[tri]
+        area2 = np.linalg.norm(np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0]), axis=1)
+        # zero area relative to the typical edge length, so the test does not depend on the unit
+        edge = float(np.median(np.linalg.norm(v[:, 1] - v[:, 0], axis=1))) or 1.0
+        degenerate = repeated | (area2 <= 1e-12 * edge**2)
+        if degenerate.any():
+            raise ValueError(
+                f"triangles holds {int(degenerate.sum())} degenerate (zero-area or repeated-vertex) triangles, first "
+                f"at row {int(np.argmax(degenerate))}; drop them, e.g. triangles[~degenerate]"
+            )
+
+        if basis is None:
+            if std is not None:
+                raise ValueError("std was given without a basis; pass basis=(3N, K) or drop std")
+            b = np.zeros((0, n, 3))
+        else:
+            b = np.asarray(basis.detach().cpu() if isinstance(basis, torch.Tensor) else basis, dtype=np.float64)
+            if b.ndim == 2 and b.shape[0] == 3 * n:
+                b = b.reshape(n, 3, -1)
+            elif not (b.ndim == 3 and b.shape[:2] == (n, 3)):
+                raise ShapeError(
+                    f"basis must have shape (3N, K) = ({3 * n}, K) or (N, 3, K) = ({n}, 3, K) for the {n} vertices "
+                    f"of mean, got {b.shape}; a (K, 3N) basis needs .T"
+                )
+            if not np.isfinite(b).all():
+                raise ValueError("basis holds NaN or inf values; repair the basis before building the model")
+            b = np.moveaxis(b, 2, 0)  # (K, N, 3)
+            if std is not None:
+                s = np.asarray(std, dtype=np.float64).reshape(-1)
+                if s.shape[0] != b.shape[0]:
+                    raise ShapeError(f"std has {s.shape[0]} entries but basis has K={b.shape[0]} components")
+                if not np.isfinite(s).all() or (s < 0).any():
+                    raise ValueError("std must be finite and >= 0 (standard deviations, not variances)")
+                b = b * s[:, None, None]
+        k = b.shape[0]
+        n_id = k if n_identity is None else int(n_identity)
+        if not 0 <= n_id <= k:
+            raise ValueError(f"n_identity={n_id} must lie in [0, K={k}]")
+
+        sets: dict[str, np.ndarray] = {}
+        for key, ids in (landmarks or {}).items():
+            a = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids)
+            if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer)):
+                raise ShapeError(
+                    f"landmarks[{key!r}] must be a 1-D list of integer vertex ids, got {a.shape} {a.dtype}"
+                )
+            a = a.astype(np.int64)
+            if a.size and (a.min() < -1 or a.max() >= n):
+                raise ShapeError(f"landmarks[{key!r}] holds ids outside [-1, {n}) (−1 marks an undefined point)")
+            sets[str(key)] = a
+
+        uv_np = None
+        if uv is not None:
+            uv_np = np.asarray(uv.detach().cpu() if isinstance(uv, torch.Tensor) else uv, dtype=np.float64)
+            if uv_np.shape != (n, 2):
+                raise ShapeError(f"uv must have shape ({n}, 2), one (u, v) per vertex, got {uv_np.shape}")
+            if not np.isfinite(uv_np).all():
+                raise ValueError("uv holds NaN or inf values")
+            if uv_np.min() < -1e-6 or uv_np.max() > 1 + 1e-6:
+                raise ValueError(f"uv must lie in [0, 1], got {uv_np.min():g}..{uv_np.max():g}; normalise it first")
+        colour_np = None
+        if colour is not None:
+            colour_np = np.asarray(colour.detach().cpu() if isinstance(colour, torch.Tensor) else colour, np.float64)
+            if colour_np.shape != (n, 3):
+                raise ShapeError(f"colour must have shape ({n}, 3), got {colour_np.shape}")
+            if not np.isfinite(colour_np).all():
+                raise ValueError("colour holds NaN or inf values")
+            if colour_np.max() > 1.0 + 1e-6:
+                raise ValueError("colour must be RGB in [0, 1]; divide 0-255 values by 255")
+        return cls(
+            name=name,
+            mean=torch.from_numpy(mean_np * scale).float(),
+            basis=torch.from_numpy(b * scale).float(),
+            n_identity=n_id,
+            triangles=torch.from_numpy(tri),
+            landmarks=sets,
+            uv=None if uv_np is None else torch.from_numpy(uv_np).float(),
+            colour=None if colour_np is None else torch.from_numpy(colour_np).float(),
+            mirror=mirror,
+            licence=licence,
+            source=source,
+        )
 
     # ------------------------------------------------------------- validation
     def validate(self) -> None:
@@ -296,8 +499,7 @@ class MorphableModel:
     def load(cls, path: str | Path) -> MorphableModel:
         """Read a model written by :meth:`save`; errors name the file and the problem."""
         path = Path(path)
-        if not path.is_file():
-            raise ModelFileError(path, "no such file", "Save a model first with MorphableModel.save(path).")
+        check_file(path, "model file")
         try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
@@ -306,10 +508,22 @@ class MorphableModel:
         for key in ("meta", "mean", "basis", "triangles"):
             if key not in data:
                 raise ModelFileError(path, f"missing array {key!r}; is this a file written by MorphableModel.save?")
-        meta = json.loads(str(data["meta"]))
-        if meta.get("format") != _NPZ_FORMAT:
+        try:
+            meta = json.loads(str(data["meta"]))
+        except ValueError as exc:
+            raise ModelFileError(
+                path, f"the 'meta' entry is not JSON ({exc})", "Write the file with MorphableModel.save(path)"
+            ) from exc
+        if not isinstance(meta, dict) or meta.get("format") != _NPZ_FORMAT:
+            meta = meta if isinstance(meta, dict) else {}
             raise ModelFileError(path, f"unexpected format tag {meta.get('format')!r}")
         landmarks = {k[len("landmarks__") :]: v for k, v in data.items() if k.startswith("landmarks__")}
+        for key, value in data.items():
+            if key != "meta":
+                check_finite_field(path, key, value)
+        missing = [k for k in ("name", "n_identity") if k not in meta]
+        if missing:
+            raise ModelFileError(path, f"the 'meta' entry lacks {missing}", "Write it with MorphableModel.save(path)")
         try:
             return cls(
                 name=meta["name"],
@@ -332,7 +546,13 @@ class MorphableModel:
     def landmark_indices(self, name: str = "aflw21") -> torch.Tensor:
         """Vertex indices of landmark set ``name``; a ``KeyError`` lists the sets the model has."""
         if name not in self.landmarks:
-            raise KeyError(f"model {self.name!r} has no landmark set {name!r}; it has {sorted(self.landmarks)}")
+            import difflib
+
+            close = difflib.get_close_matches(name, list(self.landmarks), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise KeyError(
+                f"model {self.name!r} has no landmark set {name!r}{hint}; it has {sorted(self.landmarks) or 'none'}"
+            )
         return self.landmarks[name]
 
     def with_fields(self, **changes: object) -> MorphableModel:

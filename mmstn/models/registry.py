@@ -29,11 +29,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mmstn.errors import ModelFileError
+from mmstn.errors import ModelFileError, check_file, check_finite_field
 from mmstn.models.morphable import MorphableModel
 from mmstn.runtime import data_dir
 
-__all__ = ["MODEL_NAMES", "available_models", "load_model"]
+__all__ = ["MODEL_NAMES", "available_models", "load_mesh", "load_model"]
 
 #: Names accepted by :func:`load_model`, in the order ``load_model(None)`` tries them (bfm2017 excluded).
 MODEL_NAMES: tuple[str, ...] = ("paper", "bfm2009", "bfm2017", "surrey", "builtin")
@@ -172,9 +172,58 @@ def _load_file(path: Path) -> MorphableModel:
         what = {"w_exp": "a 3DDFA expression file", "UV": "a UV map", "map_tddfa_to_basel": "a vertex map"}
         kind = next((what[k] for k in what if k in names), "not a BFM 2009 model")
         raise ModelFileError(path, f"{kind}, not a morphable model; load_model('paper') combines it with the BFM")
+    if suffix in (".obj", ".ply"):
+        return load_mesh(path)
     raise ModelFileError(
-        path, f"unknown model file type {suffix or '(no extension)'!r}; expected .mat, .h5, .bin or .npz"
+        path, f"unknown model file type {suffix or '(no extension)'!r}; expected .mat, .h5, .bin, .npz, .obj or .ply"
     )
+
+
+def load_mesh(path: str | Path, *, units: str = "mm", name: str | None = None) -> MorphableModel:
+    """Read an OBJ or PLY mesh as a mean-only :class:`MorphableModel` (K = 0 components).
+
+    The vertex order of the file is kept (trimesh with ``process=False``), so landmark ids and a basis
+    written for the same mesh still apply.
+
+    Args:
+        path: the ``.obj`` or ``.ply`` file.
+        units: the file's unit, ``"mm"`` (default), ``"cm"`` or ``"m"``; converted to millimetres.
+        name: the model name (default: the file's stem).
+
+    Raises:
+        ModelFileError: missing, empty, truncated or non-triangle files, NaN coordinates or a size that
+            says another unit, each naming the file.
+    """
+    import numpy as np
+    import trimesh
+
+    path = check_file(Path(path), "mesh file")
+    try:
+        mesh = trimesh.load(str(path), process=False, force="mesh")
+    except Exception as exc:  # trimesh raises many types for broken files
+        raise ModelFileError(path, f"not a readable mesh ({type(exc).__name__}: {exc})", "Export it again") from exc
+    vertices = np.asarray(getattr(mesh, "vertices", np.zeros((0, 3))), dtype=np.float64)
+    faces = np.asarray(getattr(mesh, "faces", np.zeros((0, 3))))
+    if vertices.shape[0] < 3 or faces.size == 0:
+        raise ModelFileError(
+            path,
+            f"holds {vertices.shape[0]} vertices and {len(faces)} triangles; a truncated file or a point cloud?",
+            "Export the mesh again with its faces",
+        )
+    check_finite_field(path, "vertices", vertices)
+    uv = None
+    visual = getattr(mesh, "visual", None)
+    raw_uv = getattr(visual, "uv", None)
+    if raw_uv is not None and len(raw_uv) == len(vertices):
+        uv = np.asarray(raw_uv, dtype=np.float64)
+        if not (np.isfinite(uv).all() and uv.min() >= 0 and uv.max() <= 1):
+            uv = None  # per-vertex UVs outside [0, 1] (tiled textures) are not a flattening
+    try:
+        return MorphableModel.from_arrays(
+            vertices, faces, uv=uv, units=units, name=name or path.stem, source=str(path)
+        )
+    except ValueError as exc:
+        raise ModelFileError(path, str(exc), "Fix the mesh (see mmstn.models.meshtools) or state units=...") from exc
 
 
 def load_model(name_or_path: str | Path | None = None, *, verbose: bool = True) -> MorphableModel:
@@ -182,7 +231,8 @@ def load_model(name_or_path: str | Path | None = None, *, verbose: bool = True) 
 
     Args:
         name_or_path: one of :data:`MODEL_NAMES`, a path to a model file (``.mat`` BFM 2009, ``.h5`` BFM 2017,
-            ``.bin`` Surrey, ``.npz`` saved with :meth:`MorphableModel.save`), or ``None`` for the best
+            ``.bin`` Surrey, ``.npz`` saved with :meth:`MorphableModel.save`, ``.obj`` / ``.ply`` meshes read
+            as mean-only models in millimetres, see :func:`load_mesh`), or ``None`` for the best
             available model (paper → bfm2009 → surrey → builtin).
         verbose: print which model is used and its licence.
 
@@ -201,8 +251,11 @@ def load_model(name_or_path: str | Path | None = None, *, verbose: bool = True) 
         model = _LOADERS[name_or_path.lower()](root)
     else:
         path = Path(name_or_path).expanduser()
+        if path.is_dir():
+            raise ModelFileError(path, "is a directory, not a model file", "Pass the model file inside it")
         if not path.is_file():
             raise ModelFileError(path, f"no such file, and not a model name (known names: {', '.join(MODEL_NAMES)})")
+        check_file(path, "model file")
         model = _load_file(path)
     if verbose:
         print(f"mmstn: using model {model.describe()}")

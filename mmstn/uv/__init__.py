@@ -11,8 +11,8 @@
 """
 
 from mmstn.uv.authors_uv import BFM_UV_FACTS, describe_uv_layout, load_authors_uv
-from mmstn.uv.embedding import FoldOverWarning, UVEmbedding, boundary_loops, symmetric_tutte
-from mmstn.uv.grid_model import builtin_grid_model, make_grid_model
+from mmstn.uv.embedding import FoldOverWarning, HoleWarning, UVEmbedding, boundary_loops, symmetric_tutte
+from mmstn.uv.grid_model import GridCoverageWarning, builtin_grid_model, make_grid_model
 from mmstn.uv.images import flattened_colour, geometry_image
 from mmstn.uv.laplacian import (
     cotangent_laplacian,
@@ -36,7 +36,9 @@ from mmstn.uv.symmetry import mirror_from_positions, mirror_from_uv, mirror_topo
 __all__ = [
     "BFM_UV_FACTS",
     "FoldOverWarning",
+    "GridCoverageWarning",
     "GridResampler",
+    "HoleWarning",
     "UVEmbedding",
     "UVQuality",
     "boundary_loops",

@@ -51,6 +51,7 @@ from mmstn.uv.symmetry import mirror_topology_mismatch
 
 __all__ = [
     "FoldOverWarning",
+    "HoleWarning",
     "MeshLike",
     "UVEmbedding",
     "boundary_loops",
@@ -65,6 +66,13 @@ Repair = Literal["mean_value", "clamp"] | None
 
 class FoldOverWarning(UserWarning):
     """A UV map has flipped (folded-over) triangles; the message says how many and how to repair it."""
+
+
+class HoleWarning(UserWarning):
+    """The mesh has holes: several boundary loops, or a hole collapsed onto the centre line (u = 0.5)."""
+
+
+_CLOSE_HOLES = "mmstn.models.meshtools.close_holes"
 
 
 @dataclass(frozen=True)
@@ -229,6 +237,28 @@ def _pick_corners(V: np.ndarray, outer: np.ndarray, midline_x: float, corners: C
     return i_top, i_bot
 
 
+def _warn_holes(F: np.ndarray, slit: np.ndarray) -> None:
+    """Warn (:class:`HoleWarning`) about several boundary loops and about rims collapsed onto u = 0.5."""
+    loops = boundary_loops(F)
+    if len(loops) > 1:
+        sizes = sorted((len(lp) for lp in loops), reverse=True)
+        warnings.warn(
+            f"symmetric_tutte: the mesh has {len(loops)} boundary loops (sizes {sizes[:6]}), i.e. "
+            f"{len(loops) - 1} hole(s) besides the outer boundary; close them with {_CLOSE_HOLES} "
+            "for a smooth map",
+            HoleWarning,
+            stacklevel=3,
+        )
+    if slit.size:
+        warnings.warn(
+            f"symmetric_tutte: {slit.size} vertices on the rim of a hole that crosses the centre line (e.g. an "
+            "open mouth) are collapsed onto u = 0.5 with their mirrors: the hole becomes a zero-width slit. "
+            f"Close it first with {_CLOSE_HOLES}",
+            HoleWarning,
+            stacklevel=3,
+        )
+
+
 def _solve_harmonic(W: sp.csr_matrix, interior: np.ndarray, bnd: np.ndarray, ub: np.ndarray) -> np.ndarray:
     """Solve L_II U_I = −L_IB U_B with L = diag(W·1) − W; returns U_I (|I|, 2)."""
     L = laplacian_from_weights(W)
@@ -276,7 +306,7 @@ def _half_structure(V: np.ndarray, F: np.ndarray, mirror: np.ndarray) -> dict[st
         sizes = sorted((len(lp) for lp in loops), reverse=True)
         raise ValueError(
             f"the left half has {len(loops)} boundary loops (sizes {sizes[:6]}), not 1: it is not a disk. "
-            "Fill the holes (e.g. eyes, mouth) before flattening."
+            f"Fill the holes (e.g. eyes, mouth) before flattening, e.g. with {_CLOSE_HOLES}."
         )
     e = np.sort(np.concatenate([half_tri[:, [0, 1]], half_tri[:, [1, 2]], half_tri[:, [2, 0]]]), axis=1)
     n_edges = np.unique(e[:, 0] * n + e[:, 1]).size
@@ -312,7 +342,8 @@ def _half_structure(V: np.ndarray, F: np.ndarray, mirror: np.ndarray) -> dict[st
         if len(cand) != 1:
             raise ValueError(
                 f"the midline splits into {starts.size} runs along the half's boundary and {len(cand)} of the gaps "
-                "between them lie on the outer boundary (expected 1); fill the holes that cross the midline"
+                f"between them lie on the outer boundary (expected 1); fill the holes that cross the midline with "
+                f"{_CLOSE_HOLES}"
             )
         first = cand[0]
     loop = np.roll(loop, -first)
@@ -370,6 +401,8 @@ def symmetric_tutte(
     midline: np.ndarray = s["midline"]  # type: ignore[assignment]
     side_mid: np.ndarray = s["side"]  # type: ignore[assignment]
     outer: np.ndarray = s["outer"]  # type: ignore[assignment]
+    if warn:
+        _warn_holes(F, side_mid[~s["mid"][side_mid]])  # type: ignore[index]
     left: np.ndarray = s["left"]  # type: ignore[assignment]
 
     midline_x = float(V[midline, 0].mean())
@@ -432,9 +465,18 @@ def symmetric_tutte(
     else:
         extra_note = ""
     if q.n_flipped and warn:
+        # Only cotangent weights can go negative; with positive weights the cause is the mesh or boundary.
+        if used.startswith("cotan"):
+            cause = "Negative cotangent weights on obtuse triangles cause this"
+        else:
+            cause = (
+                f"The {used!r} weights are all positive, so the cause is the mesh: non-manifold or duplicated "
+                "triangles, several boundary loops or a boundary collapsed onto the centre line "
+                "(mmstn.models.meshtools.close_holes fixes holes)"
+            )
         warnings.warn(
             f"symmetric_tutte({weights!r}): {q.n_flipped} of {q.n_triangles} triangles are folded over in UV"
-            f"{extra_note}. Negative cotangent weights on obtuse triangles cause this; pass "
+            f"{extra_note}. {cause}; pass "
             "repair='mean_value' (guaranteed bijective for the convex square boundary) or repair='clamp'.",
             FoldOverWarning,
             stacklevel=2,
