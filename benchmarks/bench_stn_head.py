@@ -66,7 +66,7 @@ def config_for(g: int, name: str, backend: str, sampler: str) -> STNConfig:
 
 def make_inputs(g: int):
     gen = torch.Generator().manual_seed(1)
-    image = torch.rand(B, 3, IMAGE, IMAGE, generator=gen) * 255
+    image = torch.rand(B, 3, IMAGE, IMAGE, generator=gen)  # in [0, 1], as the STN expects
     theta = torch.zeros(B, 6 + D)
     theta[:, :3] = 0.4 * torch.randn(B, 3, generator=gen)
     theta[:, 3:5] = 112 + 5 * torch.randn(B, 2, generator=gen)

@@ -1,7 +1,7 @@
 """The four geometric losses of the paper (section 3, eqs. 2–6) and the weighted objective.
 
 All losses take the flattened output W (B, C, G, G) of the STN, whose column ``c`` is the mirror of column
-``G − 1 − c`` (the UV map is exactly symmetric, method-spec §2.4), and an explicit visibility mask
+``G − 1 − c`` (the UV map is exactly symmetric, docs/conventions.md §2.4), and an explicit visibility mask
 M (B, 1, G, G) in {0, 1}. The authors inferred visibility from exactly-zero pixels instead; that is
 reproducible with :func:`mask_from_nonzero`.
 
@@ -10,9 +10,14 @@ Two families are provided:
 * the **correct** losses (``symmetry_loss``, ``siamese_loss``, ``landmark_loss``, ``prior_loss``): plain
   differentiable functions whose gradient is the gradient of the value they return;
 * the **authors' MatConvNet layers** (``symmetry_loss_matconvnet``, ``siamese_loss_matconvnet``), whose
-  backward passes are *not* the gradients of their forward values (method-spec §5): the count
+  backward passes are *not* the gradients of their forward values (docs/conventions.md §5): the count
   normalisation is applied in the forward only, the symmetry gradient is half the true one, and the
   siamese gradient of the mirrored image has the wrong sign. They exist to demonstrate the discrepancy.
+
+How the two appearance terms are masked, paired and normalised is named by a :class:`LossConfig`:
+:data:`DEFAULT_LOSS_CONFIG` (explicit masks, mirrored siamese pairs, means) or
+:data:`AUTHORS_LOSS_VALUES` (the values the authors' layers report), evaluated by
+:func:`appearance_terms`.
 """
 
 from __future__ import annotations
@@ -25,8 +30,12 @@ import torch
 from mmstn.errors import ShapeError
 
 __all__ = [
+    "AUTHORS_LOSS_VALUES",
     "AUTHORS_WEIGHTS",
+    "DEFAULT_LOSS_CONFIG",
+    "LossConfig",
     "LossWeights",
+    "appearance_terms",
     "landmark_loss",
     "mask_from_nonzero",
     "matconvnet_gradient_ratios",
@@ -181,7 +190,7 @@ def prior_loss(alpha: torch.Tensor, reduction: Reduction = "sum") -> torch.Tenso
 
 # ----------------------------------------------------------------------------- the authors' layers
 class _SymmetryMatConvNet(torch.autograd.Function):
-    """``vl_nnsymmetry``: forward Σd²/#{x ≠ 0}; backward 2·(x − fliplr x)·m with no count (method-spec §5.3)."""
+    """``vl_nnsymmetry``: forward Σd²/#{x ≠ 0}; backward 2·(x − fliplr x)·m with no count (docs/conventions.md §5.3)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -232,7 +241,7 @@ def siamese_loss_matconvnet(w: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------- the objective
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the four terms. The defaults are the authors' (``opts.derOutputs``, method-spec §5)."""
+    """Weights of the four terms. The defaults are the authors' (``opts.derOutputs``, docs/conventions.md §5)."""
 
     landmark: float = 0.8998
     prior: float = 0.1
@@ -246,19 +255,101 @@ class LossWeights:
 AUTHORS_WEIGHTS = LossWeights()
 
 
+@dataclass(frozen=True)
+class LossConfig:
+    """How the symmetry and siamese terms are masked, paired and normalised (see :func:`appearance_terms`).
+
+    Attributes:
+        siamese_mode: ``"mirrored"`` (compare V with the column-mirrored V′ of the reflected image: the same
+            surface point) or ``"direct"`` (cell by cell, as the authors' layer does).
+        reduction: ``"mean"`` (over the compared entries), ``"sum"``, or ``"nonzero"``: the sum divided by
+            the number of non-zero entries of the images the term sees (the authors' forward).
+        mask: ``"explicit"`` (the STN's visibility mask M) or ``"nonzero"`` (visible ⇔ the masked sample is
+            not exactly 0, per channel: the authors' implicit mask, which also drops zero padding and black).
+        weights: the weights of the four terms in the objective.
+    """
+
+    siamese_mode: Literal["mirrored", "direct"] = "mirrored"
+    reduction: Literal["mean", "sum", "nonzero"] = "mean"
+    mask: Literal["explicit", "nonzero"] = "explicit"
+    weights: LossWeights = AUTHORS_WEIGHTS
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("siamese_mode", ("mirrored", "direct")), ("reduction", ("mean", "sum", "nonzero")),
+                              ("mask", ("explicit", "nonzero"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"LossConfig.{name}={getattr(self, name)!r}: use one of {allowed}")
+        if not isinstance(self.weights, LossWeights):
+            raise ValueError(f"LossConfig.weights={self.weights!r}: must be a LossWeights")
+
+
+#: The recommended configuration: explicit visibility masks, mirrored siamese pairs, means over the
+#: compared entries (a term's scale does not depend on G, the batch or how much of the face is visible).
+DEFAULT_LOSS_CONFIG = LossConfig()
+
+#: The configuration whose values equal those of the authors' MatConvNet layers (``vl_nnsymmetry``,
+#: ``vl_nnsiamese``): cells compared directly (the mirror's texture is not mirrored back), masks taken from
+#: the non-zero masked samples, sums divided by the number of non-zero entries of the whole batch tensor
+#: the layer sees (both images of every pair). Only the values: the authors' backward passes are not the
+#: gradients of these values (see :func:`matconvnet_gradient_ratios`); the gradients here are the true ones.
+#: The landmark and prior losses need nothing special: with ``reduction="sum"`` (their default) they are
+#: already the authors' values.
+AUTHORS_LOSS_VALUES = LossConfig(siamese_mode="direct", reduction="nonzero", mask="nonzero", weights=AUTHORS_WEIGHTS)
+
+
 def objective(
     terms: dict[str, torch.Tensor], weights: LossWeights = AUTHORS_WEIGHTS, normaliser: float = 1.0
 ) -> torch.Tensor:
     """Weighted sum of the loss terms present in ``terms`` (keys: landmark, prior, siamese, symmetry).
 
     ``normaliser`` divides the total: the authors' MatConvNet trainer divides the gradient by the
-    32 imdb images of a batch although the network sees 64 (each image and its mirror), method-spec §5.
+    32 imdb images of a batch although the network sees 64 (each image and its mirror), docs/conventions.md §5.
     """
     unknown = set(terms) - set(weights.as_dict())
     if unknown:
         raise KeyError(f"unknown loss terms {sorted(unknown)}; expected a subset of {sorted(weights.as_dict())}")
     total = sum(getattr(weights, k) * v for k, v in terms.items())
     return total / normaliser  # type: ignore[return-value]
+
+
+def appearance_terms(
+    w: torch.Tensor,
+    mask: torch.Tensor | None,
+    n_original: int | None = None,
+    config: LossConfig = DEFAULT_LOSS_CONFIG,
+) -> dict[str, torch.Tensor]:
+    """The symmetry and siamese terms of a batch, formed as ``config`` says.
+
+    Args:
+        w: (B, C, G, G) masked flattened images W = V ∘ M. With ``n_original = b``, rows b.. are the
+            flattened outputs of the reflected images, row b + i the mirror of row i (B = 2b).
+        mask: (B, 1, G, G) visibility M in {0, 1}; ignored (may be ``None``) when ``config.mask ==
+            "nonzero"``.
+        n_original: b, to also return the siamese term; ``None`` for the symmetry term only.
+        config: :data:`DEFAULT_LOSS_CONFIG`, :data:`AUTHORS_LOSS_VALUES` or another :class:`LossConfig`.
+
+    Returns:
+        ``{"symmetry": scalar}``, plus ``"siamese"`` when ``n_original`` is given; the symmetry term runs
+        over all B images (originals and mirrors), as in the authors' network.
+    """
+    _check_image("w", w)
+    if config.mask == "nonzero":
+        mask = mask_from_nonzero(w)
+    elif mask is None:
+        raise ValueError("appearance_terms: a mask is needed unless config.mask == 'nonzero'")
+    red: Reduction = "sum" if config.reduction == "nonzero" else config.reduction  # type: ignore[assignment]
+    terms = {"symmetry": symmetry_loss(w, mask, reduction=red)}
+    if n_original is not None:
+        b = int(n_original)
+        if w.shape[0] != 2 * b:
+            raise ShapeError(f"n_original={b} needs a batch of 2·{b} images (originals, then mirrors), "
+                             f"got B={w.shape[0]}")
+        terms["siamese"] = siamese_loss(w[:b], mask[:b], w[b:], mask[b:], mode=config.siamese_mode, reduction=red)
+    if config.reduction == "nonzero":
+        # both layers see the whole batch tensor (every pair's two images) and divide by its non-zero count
+        count = (w != 0).sum().clamp(min=1).to(w.dtype)
+        terms = {k: v / count for k, v in terms.items()}
+    return terms
 
 
 def matconvnet_gradient_ratios(w: torch.Tensor) -> dict[str, float]:

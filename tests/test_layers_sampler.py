@@ -79,3 +79,35 @@ def test_errors():
         bilinear_sample(torch.zeros(2, 1, 4, 4), torch.zeros(1, 2, 2, 2))
     with pytest.raises(ValueError, match="backend"):
         bilinear_sample(torch.zeros(1, 1, 4, 4), torch.zeros(1, 2, 2, 2), "nearest")
+
+
+def test_backends_agree_on_exact_lattice_samples_gradients_included():
+    # every pixel centre (borders and corners included), the lattice lines just outside, and samples on a
+    # row but between columns (and the reverse): where the tent's kink is, all backends take the same side
+    # W − 1 and H − 1 powers of two, so that x = −1 + 2·col/(W − 1) is exact in binary
+    image = torch.rand(2, 3, 5, 9, dtype=torch.float64, generator=GEN)
+    h, w = 5, 9
+    cols = torch.arange(-1, w + 1, dtype=torch.float64)
+    rows = torch.arange(-1, h + 1, dtype=torch.float64)
+    yy, xx = torch.meshgrid(rows, cols, indexing="ij")
+    off_x = torch.stack([cols[1:-1] + 0.25, torch.full((w,), 2.0, dtype=torch.float64)], -1)
+    off_y = torch.stack([torch.full((h,), 3.0, dtype=torch.float64), rows[1:-1] + 0.5], -1)
+    pix = torch.cat([torch.stack([xx, yy], -1).reshape(-1, 2), off_x, off_y])  # (P, 2) 0-based (col, row)
+    scale = torch.tensor([w - 1, h - 1], dtype=torch.float64)
+    grid = (2 * pix / scale - 1).reshape(1, 1, -1, 2).expand(2, -1, -1, -1).contiguous()
+    assert torch.equal((grid + 1) / 2 * scale, pix.expand(2, 1, -1, -1))  # exactly on the lattice
+    weights = torch.rand(2, 3, 1, pix.shape[0], dtype=torch.float64, generator=GEN)
+    grads = {}
+    for backend in ("native", "analytic", "reference"):
+        im, gr = image.clone().requires_grad_(), grid.clone().requires_grad_()
+        out = bilinear_sample(im, gr, backend)
+        (out * weights).sum().backward()
+        grads[backend] = (out.detach(), im.grad, gr.grad)
+    # one-sided by hand at an interior pixel centre: ∂/∂col = I(row, col + 1) − I(row, col), dcol/dx = (W − 1)/2
+    r, c = 2, 3
+    k = (r + 1) * (w + 2) + (c + 1)
+    by_hand = ((image[0, :, r, c + 1] - image[0, :, r, c]) * weights[0, :, 0, k]).sum() * (w - 1) / 2
+    torch.testing.assert_close(grads["analytic"][2][0, 0, k, 0], by_hand)
+    for backend in ("native", "reference"):
+        for got, ref in zip(grads[backend], grads["analytic"], strict=True):
+            torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12, msg=backend)

@@ -17,6 +17,7 @@ from mmstn.layers.visibility import (
     backface_visibility,
     corner_angles,
     face_normals,
+    grid_last_write_normal_z,
     grid_layout,
     grid_normal_z,
     grid_vertex_normals,
@@ -121,6 +122,14 @@ def test_last_write_rule_matches_a_literal_loop(order):
             layout_faces, g, "angle_area", "last_write", strict=False, corner_order=order, n_vertices=49
         )
         assert torch.equal(layer.visible(v)[0], ref)
+
+
+@pytest.mark.parametrize("g", [2, 3, 24])
+def test_grid_last_write_slices_equal_the_mesh_formula(posed, g):
+    v = posed if g == 24 else rotated(toy_grid_model(g, n_components=0).mean[None], [[0.3, 1.2, -0.2], [2.0, 0.4, 0.1]])
+    for weighting in WEIGHTINGS:
+        mesh = vertex_normals(v, grid_triangles(g), weighting, rule="last_write")[..., 2]
+        torch.testing.assert_close(grid_last_write_normal_z(v, g, weighting), mesh, rtol=1e-12, atol=1e-9)
 
 
 def test_last_write_differs_from_accumulation_only_slightly(posed):

@@ -7,8 +7,12 @@ import torch
 
 from mmstn.errors import ShapeError
 from mmstn.losses import (
+    AUTHORS_LOSS_VALUES,
     AUTHORS_WEIGHTS,
+    DEFAULT_LOSS_CONFIG,
+    LossConfig,
     LossWeights,
+    appearance_terms,
     landmark_loss,
     mask_from_nonzero,
     matconvnet_gradient_ratios,
@@ -164,3 +168,84 @@ def test_gradient_ratio_report_quantifies_the_authors_discrepancies() -> None:
     assert report["symmetry"] == pytest.approx(count / 2, rel=1e-9)
     assert report["siamese_original"] == pytest.approx(count, rel=1e-9)
     assert report["siamese_mirror"] == pytest.approx(-count, rel=1e-9)
+
+
+def _authors_batch(b: int = 3, seed: int = 5) -> torch.Tensor:
+    """Masked textures of b originals then b mirrors, with exact zeros (invisible, padding, black)."""
+    v = _rand(2 * b, 3, G, G, seed=seed)
+    w = v * _mask(2 * b, seed=seed + 1)
+    w[0, 1, 2, 3] = 0.0  # a black sample in one channel of a visible cell
+    return w
+
+
+def _authors_values_by_hand(w: torch.Tensor, b: int) -> tuple[float, float]:
+    """The authors' forward values, element by element: pairs interleaved, x_odd = original, x_even = mirror.
+
+    symmetry: Σ over every image, channel and cell with x ≠ 0 and its mirror cell ≠ 0 of (x − mirror)²;
+    siamese: Σ over pairs, channels and cells with both ≠ 0 of (x_odd − x_even)²; both / #{x ≠ 0}.
+    """
+    x = [w[i] if j == 0 else w[b + i] for i in range(b) for j in (0, 1)]  # the interleaved batch
+    nnz = sum(int((xi != 0).sum()) for xi in x)
+    sym = siam = 0.0
+    for xi in x:
+        for ch in range(3):
+            for r in range(G):
+                for c in range(G):
+                    a, m = float(xi[ch, r, c]), float(xi[ch, r, G - 1 - c])
+                    if a != 0 and m != 0:
+                        sym += (a - m) ** 2
+    for odd, even in zip(x[0::2], x[1::2], strict=True):
+        for ch in range(3):
+            for r in range(G):
+                for c in range(G):
+                    a, e = float(odd[ch, r, c]), float(even[ch, r, c])
+                    if a != 0 and e != 0:
+                        siam += (a - e) ** 2
+    return sym / nnz, siam / nnz
+
+
+def test_authors_loss_values_reproduce_the_authors_formulas() -> None:
+    b = 3
+    w = _authors_batch(b)
+    sym, siam = _authors_values_by_hand(w, b)
+    got = appearance_terms(w, None, n_original=b, config=AUTHORS_LOSS_VALUES)
+    assert got["symmetry"].item() == pytest.approx(sym, rel=1e-12)
+    assert got["siamese"].item() == pytest.approx(siam, rel=1e-12)
+    # the same values as the forward of the authors' layers on the interleaved batch
+    pairs = torch.stack([w[:b], w[b:]], 1).flatten(0, 1)
+    assert symmetry_loss_matconvnet(pairs).item() == pytest.approx(sym, rel=1e-12)
+    assert siamese_loss_matconvnet(pairs).item() == pytest.approx(siam, rel=1e-12)
+    assert AUTHORS_LOSS_VALUES.weights == AUTHORS_WEIGHTS
+
+
+def test_authors_loss_values_differ_from_the_default_and_have_true_gradients() -> None:
+    b = 2
+    w = _authors_batch(b, seed=9).requires_grad_()
+    mask = _mask(2 * b, seed=10)
+    ours = appearance_terms(w, mask, n_original=b, config=DEFAULT_LOSS_CONFIG)
+    theirs = appearance_terms(w, None, n_original=b, config=AUTHORS_LOSS_VALUES)
+    assert ours["siamese"].item() != pytest.approx(theirs["siamese"].item())
+    # true gradients: perturb only the non-zero entries (a zero that moves would change the implicit mask)
+    nz = w.detach() != 0
+
+    def on_nonzero(vals: torch.Tensor) -> torch.Tensor:
+        x = torch.zeros_like(w.detach()).masked_scatter(nz, vals)
+        t = appearance_terms(x, None, b, AUTHORS_LOSS_VALUES)
+        return t["siamese"] + t["symmetry"]
+
+    assert torch.autograd.gradcheck(on_nonzero, (w.detach()[nz].clone().requires_grad_(),))
+    # the default is the plain loss functions with the explicit mask
+    assert ours["symmetry"].item() == pytest.approx(symmetry_loss(w, mask).item())
+    ref = siamese_loss(w[:b], mask[:b], w[b:], mask[b:])
+    assert ours["siamese"].item() == pytest.approx(ref.item())
+
+
+def test_loss_config_rejects_unknown_options_and_missing_masks() -> None:
+    with pytest.raises(ValueError, match="reduction"):
+        LossConfig(reduction="nnz")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="siamese_mode"):
+        LossConfig(siamese_mode="matconvnet")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mask"):
+        appearance_terms(_authors_batch(), None)
+    with pytest.raises(ShapeError, match="n_original"):
+        appearance_terms(_authors_batch(3), None, n_original=2, config=AUTHORS_LOSS_VALUES)

@@ -36,6 +36,10 @@ and y coordinates: it is twice the signed area of each projected triangle, summe
 model whose triangles are :func:`~mmstn.layers.grid.grid_triangles` (in any order / cyclic rotation)
 the sums are done with slices of the (G, G) layout instead of scatter/gather — see
 :func:`grid_vertex_normals`. They equal the mesh formula exactly (same additions, other order).
+With ``rule="last_write"`` the weights do matter for the sign, since the three surviving corners can come
+from faces of opposite orientation; the mask takes the sign from the faces' n_z where they agree and
+evaluates the weighted sum only where they do not (:meth:`VisibilityMask.visible`), and
+:func:`grid_last_write_normal_z` gives the full values on a grid by slices.
 
 Exact reference
 ---------------
@@ -65,6 +69,7 @@ __all__ = [
     "backface_visibility",
     "corner_angles",
     "face_normals",
+    "grid_last_write_normal_z",
     "grid_layout",
     "grid_normal_z",
     "grid_vertex_normals",
@@ -344,6 +349,66 @@ def grid_vertex_normals(vertices: torch.Tensor, grid_size: int, weighting: Weigh
     return _scatter_cells(out, w[0] * n1, w[1] * n1 + w[5] * n2, w[2] * n1 + w[4] * n2, w[3] * n2).reshape(b, g * g, 3)
 
 
+def grid_last_write_normal_z(
+    vertices: torch.Tensor, grid_size: int, weighting: Weighting = "angle_area"
+) -> torch.Tensor:
+    """z of the ``rule="last_write"`` vertex normals of a grid model, from slices of the (G, G) layout.
+
+    Only for faces exactly :func:`~mmstn.layers.grid.grid_triangles` (G) (same order): cell (r, c) holds
+    faces 2·(r(G − 1) + c) = T1 = (TL, BL, TR) and the next one T2 = (BR, TR, BL). A vertex (r, c) appears
+    in each slot of at most two faces, one T1 and one T2; the later of the two in face order survives:
+
+    * slot 0: T1 of cell (r, c) (as TL), else T2 of cell (r − 1, c − 1) (as BR);
+    * slot 1: T2 of cell (r, c − 1) (as TR), else T1 of cell (r − 1, c) (as BL);
+    * slot 2: T1 of cell (r, c − 1) (as TR), else T2 of cell (r − 1, c) (as BL).
+
+    (For G > 2 the first candidate is always the later face; for G = 2 the two never meet.) Each slot is
+    filled by writing the earlier candidate, then the later one over it, and the three slots are added.
+
+    Args:
+        vertices: (B, G², 3) rotated vertices.
+        grid_size: G.
+        weighting: ``"area"``, ``"angle"`` or ``"angle_area"``.
+
+    Returns:
+        (B, G²): equal (to rounding) to ``vertex_normals(vertices, grid_triangles(G), weighting,
+        "last_write")[..., 2]``.
+    """
+    check_tensor("vertices", vertices, 3, (3,))
+    _check_options(weighting, "last_write", (0, 1, 2))
+    g = int(grid_size)
+    b = vertices.shape[0]
+    if vertices.shape[1] != g * g:
+        raise ShapeError(f"vertices must hold G² = {g * g} points, got {vertices.shape[1]}")
+    p = vertices.reshape(b, g, g, 3)
+    tl, bl, tr, br = _cells(p)
+    n1 = torch.linalg.cross(bl - tl, tr - tl, dim=-1)  # T1 = (TL, BL, TR)
+    n2 = torch.linalg.cross(tr - br, bl - br, dim=-1)  # T2 = (BR, TR, BL)
+    if weighting == "area":
+        c1 = (n1[..., 2],) * 3
+        c2 = (n2[..., 2],) * 3
+    else:
+        z1, z2 = n1[..., 2], n2[..., 2]
+        if weighting == "angle":
+            tiny = torch.finfo(vertices.dtype).tiny
+            z1 = z1 / n1.norm(dim=-1).clamp_min(tiny)
+            z2 = z2 / n2.norm(dim=-1).clamp_min(tiny)
+        # corner angles in slot order: T1 at TL, BL, TR; T2 at BR, TR, BL
+        c1 = tuple(a * z1 for a in (_angle(bl - tl, tr - tl), _angle(tr - bl, tl - bl), _angle(tl - tr, bl - tr)))
+        c2 = tuple(a * z2 for a in (_angle(tr - br, bl - br), _angle(bl - tr, br - tr), _angle(br - bl, tr - bl)))
+    out = vertices.new_zeros(b, g, g)
+    for earlier, later in (
+        ((slice(1, None), slice(1, None), c2[0]), (slice(None, -1), slice(None, -1), c1[0])),  # slot 0
+        ((slice(1, None), slice(None, -1), c1[1]), (slice(None, -1), slice(1, None), c2[1])),  # slot 1
+        ((slice(1, None), slice(None, -1), c2[2]), (slice(None, -1), slice(1, None), c1[2])),  # slot 2
+    ):
+        slot = vertices.new_zeros(b, g, g)
+        for rows, cols, val in (earlier, later):  # the later face's write replaces the earlier one's
+            slot[:, rows, cols] = val
+        out += slot
+    return out.reshape(b, g * g)
+
+
 # ----------------------------------------------------------------------------------------- masks
 def backface_visibility(
     vertices: torch.Tensor,
@@ -463,6 +528,8 @@ class VisibilityMask(nn.Module):
             v = vertices.detach()
             g = self.grid_size
             if self.rule == "last_write":
+                if self.layout == "exact":
+                    return grid_last_write_normal_z(v, g, self.weighting)
                 contrib_z = _corner_weighted_z(v, self.faces, self.weighting)  # (B, 3F)
                 out = v.new_zeros(v.shape[0], self.n_vertices)
                 for row, ok in zip(self.sources, self.has_source, strict=True):
@@ -474,9 +541,59 @@ class VisibilityMask(nn.Module):
                 return grid_vertex_normals(v, g, self.weighting)[..., 2]
             return vertex_normals(v, self.faces, self.weighting, "accumulate")[..., 2]
 
+    def _last_write_sign_z(self, v: torch.Tensor) -> torch.Tensor:
+        """(B, N) with the sign of the ``last_write`` n_z everywhere, and its exact value where it needs one.
+
+        The corner weights are ≥ 0 (and > 0 on a face with n_z ≠ 0), so where the (up to three) surviving
+        faces of a vertex agree in the sign of their n_z, that is the sign of the weighted sum: ±1 or 0 is
+        returned. Only where they disagree (a thin band along the silhouette) are the weighted contributions
+        computed, for those vertices' surviving corners alone, in the order :meth:`normal_z` adds them.
+        """
+        b = v.shape[0]
+        if self.layout == "exact":
+            n1, n2 = _grid_face_normal_z(v, self.grid_size)
+            face_z = torch.stack([n1, n2], -1).reshape(b, -1)  # (B, F) in face order
+        else:
+            xy = v[..., :2].index_select(1, self.faces.reshape(-1)).view(b, -1, 3, 2)
+            e1, e2 = xy[:, :, 1] - xy[:, :, 0], xy[:, :, 2] - xy[:, :, 0]
+            face_z = e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]
+        src_z = face_z.index_select(1, self.source_faces.reshape(-1)).view(b, 3, -1) * self.has_source
+        pos, neg = (src_z > 0).any(1), (src_z < 0).any(1)
+        out = pos.to(v.dtype) - neg.to(v.dtype)
+        mixed = pos & neg
+        if not bool(mixed.any()):
+            return out
+        bi, vi = mixed.nonzero(as_tuple=True)  # (M,) each
+        rows = self.sources[:, vi]  # (3, M) flat 3·face + corner, one row per slot
+        ok = rows >= 0
+        corner = rows.clamp_min(0) % 3
+        tri = self.faces[self.source_faces[:, vi]]  # (3, M, 3)
+        p = v[bi[None, :, None].expand_as(tri), tri]  # (3, M, 3 corners, 3)
+        n = torch.linalg.cross(p[:, :, 1] - p[:, :, 0], p[:, :, 2] - p[:, :, 0], dim=-1)
+        w = n[..., 2]
+        if self.weighting != "area":
+            idx = [((corner + j) % 3)[..., None, None].expand(-1, -1, 1, 3) for j in range(3)]
+            pick = [p.gather(2, i).squeeze(2) for i in idx]  # the surviving corner, then the next two
+            ang = _angle(pick[1] - pick[0], pick[2] - pick[0])  # the angle at the surviving corner
+            if self.weighting == "angle":
+                w = w / n.norm(dim=-1).clamp_min(torch.finfo(v.dtype).tiny)
+            w = ang * w
+        exact = v.new_zeros(vi.shape[0])
+        for k in range(3):  # the slots in the order normal_z adds them
+            exact = exact + w[k] * ok[k]
+        out[bi, vi] = exact
+        return out
+
     def visible(self, vertices: torch.Tensor) -> torch.Tensor:
         """(B, N, 3) rotated vertices → (B, N) bool visibility."""
-        nz = self.normal_z(vertices)
+        if self.rule == "last_write":
+            check_tensor("vertices", vertices, 3, (3,))
+            if vertices.shape[1] != self.n_vertices:
+                raise ShapeError(f"vertices must hold N = {self.n_vertices} points, got {vertices.shape[1]}")
+            with torch.no_grad():
+                nz = self._last_write_sign_z(vertices.detach())
+        else:
+            nz = self.normal_z(vertices)
         return nz > 0 if self.strict else nz >= 0
 
     def forward(self, vertices: torch.Tensor) -> torch.Tensor:
