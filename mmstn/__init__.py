@@ -12,6 +12,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 from mmstn.models import MorphableModel, builtin_model, load_model
 from mmstn.stn import STN3DMM, GridGenerator, STNConfig
+from mmstn.theta import Theta, ThetaConvention
 from mmstn.uv import builtin_grid_model, make_grid_model
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     "GridGenerator",
     "MorphableModel",
     "STNConfig",
+    "Theta",
+    "ThetaConvention",
     "__version__",
     "builtin_grid_model",
     "builtin_model",

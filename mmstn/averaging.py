@@ -8,7 +8,7 @@ zeros would darken the texture towards the sides. The averages here are **visibi
     A = Σ_i W_i · M_i / Σ_i M_i        (per cell; 0 and ``seen = False`` where Σ M = 0),
 
 which is what the authors' released averages look like (black exactly where no image ever saw the cell,
-method-spec §7). The **plain mean** Σ W_i / n is kept for comparison.
+docs/conventions.md §7). The **plain mean** Σ W_i / n is kept for comparison.
 
 Pieces:
 
@@ -37,7 +37,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,8 +46,10 @@ import torch
 from torch import nn
 
 from mmstn.errors import ShapeError
+from mmstn.layers.scale import scale_rate
 from mmstn.scores import summarise_distances
 from mmstn.stn import STN3DMM
+from mmstn.theta import Theta, ThetaConvention
 
 __all__ = [
     "AverageAccumulator",
@@ -256,14 +258,16 @@ class SubjectAverager:
             raise ShapeError(f"{len(ids)} subject ids for {w.shape[0]} outputs")
         subjects = list(dict.fromkeys(int(i) for i in ids))
         if not self.snapshot_at:
-            # every subject's sums in one product: one-hot (S, B) @ (B, K)
+            # every subject's sums at once by scatter-adding rows (index_add_), not a one-hot product: with
+            # a product, 0·NaN would carry one subject's NaN into every other subject's sums
             b = w.shape[0]
-            onehot = torch.zeros(len(subjects), b, dtype=w.dtype)
-            onehot[[subjects.index(int(i)) for i in ids], list(range(b))] = 1.0
-            masked = onehot @ (w * m).reshape(b, -1)
-            plain = onehot @ w.reshape(b, -1)
-            count = onehot @ m.reshape(b, -1)
-            sizes = onehot.sum(1).long().tolist()
+            row = torch.tensor([subjects.index(int(i)) for i in ids], dtype=torch.long)
+            wm = torch.where(m > 0, w * m, torch.zeros_like(w))  # masked-out pixels (NaN or not) add nothing
+            k = w[0].numel()
+            masked = torch.zeros(len(subjects), k, dtype=w.dtype).index_add_(0, row, wm.reshape(b, -1))
+            plain = torch.zeros(len(subjects), k, dtype=w.dtype).index_add_(0, row, w.reshape(b, -1))
+            count = torch.zeros(len(subjects), m[0].numel(), dtype=w.dtype).index_add_(0, row, m.reshape(b, -1))
+            sizes = torch.bincount(row, minlength=len(subjects)).tolist()
             for j, s in enumerate(subjects):
                 self._acc(s).add_sums(masked[j], plain[j], count[j], sizes[j])
         for s in subjects:
@@ -386,8 +390,8 @@ def localiser_estimator(localiser: nn.Module, *, logs_factor: float = 1.0, batch
                 out.append(localiser(images[a : a + batch_size].to(dev)).detach().float().cpu())
         theta = torch.cat(out)
         if logs_factor != 1.0:
-            theta = theta.clone()
-            theta[:, 5] *= logs_factor
+            p = Theta.from_tensor(theta)  # only the logs column is rescaled, by the ratio κ_net / κ_stn
+            theta = replace(p, logs=p.logs * logs_factor).tensor()
         return theta
 
     estimate.description = f"the localiser network ({type(localiser).__name__})"  # type: ignore[attr-defined]
@@ -413,9 +417,10 @@ def frontal_estimator(stn: STN3DMM, image_size: int = 224, scale: float | None =
         if scale is None else float(scale)
     xy = mean[idx, :2] if idx.numel() else mean[:, :2]
     box_centre = (xy.amin(0) + xy.amax(0)) / 2  # as the synthetic data: the landmark box is centred
-    theta = torch.zeros(6 + stn.generator.n_components)
-    theta[3:5] = ((image_size + 1) / 2.0 - s * box_centre).float()
-    theta[5] = math.log(s) / stn.config.scale_rate
+    theta = Theta(r=torch.zeros(1, 3), t=((image_size + 1) / 2.0 - s * box_centre).float()[None],
+                  logs=torch.tensor([[math.log(s) / stn.config.scale_rate]]),
+                  alpha=torch.zeros(1, stn.generator.n_components), convention=stn.config.theta_convention
+                  ).tensor()[0]
 
     def estimate(images: torch.Tensor, landmarks: torch.Tensor | None = None,
                  vis: torch.Tensor | None = None) -> torch.Tensor:
@@ -444,9 +449,12 @@ def _find_module(obj: Any) -> nn.Module | None:
 
 
 def _find_scale_rate(obj: Any) -> float | None:
-    from mmstn.layers.scale import scale_rate
-
-    # load_pretrained returns (localiser, its STN3DMM, its TrainConfig): the STN's config has the scale base
+    """κ of the θ a loaded localiser predicts: its own :class:`~mmstn.theta.ThetaConvention` when it carries
+    one, else the scale base of the STN ``load_pretrained`` returned with it."""
+    net = _find_module(obj)
+    conv = getattr(net, "convention", None)
+    if isinstance(conv, ThetaConvention):
+        return float(conv.scale_rate)
     for v in (obj, *(obj if isinstance(obj, (tuple, list)) else ())):
         for cfg in (v, getattr(v, "config", None), getattr(v, "stn_config", None)):
             if cfg is not None and hasattr(cfg, "scale_base") and not isinstance(cfg, type):
@@ -831,9 +839,8 @@ def _content_mask(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 def _true_theta(batch: FaceBatch, stn: STN3DMM) -> torch.Tensor:
     if batch.theta is None:
         raise ValueError("estimator=None uses the true θ, which only synthetic sources have; pass an estimator")
-    theta = batch.theta.clone()
-    theta[:, 5] /= stn.config.scale_rate  # the synthetic θ has s = exp(logs)
-    return theta
+    # the synthetic θ has s = exp(logs)
+    return Theta.from_tensor(batch.theta.clone(), ThetaConvention("exp")).as_tensor_for(stn.config)
 
 
 def average_subjects(stns: STN3DMM | Sequence[STN3DMM], source: Iterable[FaceBatch],

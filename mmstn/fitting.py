@@ -18,6 +18,7 @@ angles it solves scale and translation in closed form and keeps the best fit.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Literal
@@ -29,7 +30,8 @@ from mmstn.errors import ShapeError, check_finite
 from mmstn.layers.rotation import rodrigues
 from mmstn.layers.scale import scale_rate
 from mmstn.losses import LossWeights, landmark_loss, prior_loss, siamese_loss, symmetry_loss
-from mmstn.stn import STN3DMM, make_theta, split_theta
+from mmstn.stn import STN3DMM
+from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, Theta, ThetaConvention, make_theta, split_theta
 from mmstn.uv.resample import grid_mirror
 
 __all__ = ["FitResult", "fit", "initial_theta", "landmark_error", "loss_landscape", "rotation_error_deg"]
@@ -52,6 +54,7 @@ class FitResult:
         history: per iteration: ``"loss"`` (the objective) and ``"landmark_error"`` (mean Euclidean
             distance over visible landmarks, px).
         iterations: objective evaluations run (one entry of ``history`` each).
+        convention: the θ convention of ``theta`` (the STN's scale base); :meth:`params` gives a Theta.
     """
 
     theta: torch.Tensor
@@ -60,6 +63,11 @@ class FitResult:
     landmarks: torch.Tensor
     history: dict[str, list[float]] = field(default_factory=dict)
     iterations: int = 0
+    convention: ThetaConvention | None = None
+
+    def params(self) -> Theta:
+        """The fitted θ as a :class:`~mmstn.theta.Theta` carrying the STN's convention."""
+        return Theta.from_tensor(self.theta, self.convention)
 
 
 def landmark_error(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -124,7 +132,7 @@ def initial_theta(
         cand = torch.cat([r.expand(b, 3), t, (torch.log(s) / kappa)[:, None]], 1)
         best = torch.where(better[:, None], cand, best)
     alpha = torch.zeros(b, gen.n_components, dtype=labels.dtype)
-    return make_theta(best[:, 0:3], best[:, 3:5], best[:, 5:6], alpha)
+    return make_theta(best[:, THETA_R], best[:, THETA_T], best[:, THETA_LOGS], alpha)
 
 
 def fit(
@@ -133,7 +141,7 @@ def fit(
     labels: torch.Tensor,
     weight: torch.Tensor | None = None,
     *,
-    theta0: torch.Tensor | None = None,
+    theta0: torch.Tensor | Theta | None = None,
     n_iter: int = 300,
     lr: float = 0.05,
     weights: LossWeights = FIT_WEIGHTS,
@@ -147,7 +155,8 @@ def fit(
         images: (B, C, H, W) images (the symmetry and siamese terms read them).
         labels: (B, L, 2) landmark labels in the label frame.
         weight: (B, L) landmark confidences, 0 for invisible (default: all 1).
-        theta0: starting θ (B, 6 + D); default :func:`initial_theta`.
+        theta0: starting θ (B, 6 + D) in the STN's convention, or a :class:`~mmstn.theta.Theta` (converted);
+            default :func:`initial_theta`.
         n_iter: iterations (``"authors"``: an upper bound).
         lr: Adam step on the normalised parameters.
         weights: loss weights; symmetry/siamese are evaluated only when their weight is non-zero.
@@ -157,13 +166,35 @@ def fit(
 
     Returns:
         :class:`FitResult`.
+
+    Raises:
+        ValueError: the model has no shape basis (D = 0) and no landmarks (nothing to fit).
+
+    Warns:
+        UserWarning: an image has no visible landmark (weight all 0) and no appearance term is on: its θ stays
+            at the start (scale and translation are then meaningless).
     """
     if images.ndim != 4:
         raise ShapeError(f"images must have shape (B, C, H, W), got {tuple(images.shape)}")
+    if stn.generator.n_components == 0 and stn.generator.landmark_indices.numel() == 0:
+        raise ValueError(
+            f"fit() needs landmarks or a shape basis, but the STN's model has D = 0 components and no "
+            f"{stn.config.landmark_set!r} landmarks: there is nothing to fit (use a model with that landmark set)"
+        )
     check_finite("labels", torch.where(torch.isnan(labels), 0.0, labels))
     dtype = stn.generator.morphable.mean.dtype
     images, labels = images.to(dtype), labels.to(dtype)
     w = torch.ones(labels.shape[:2], dtype=dtype) if weight is None else weight.to(dtype)
+    blind = (w.reshape(w.shape[0], -1) > 0).sum(1) == 0 if w.numel() else torch.ones(labels.shape[0], dtype=torch.bool)
+    if bool(blind.any()):
+        who = blind.nonzero().flatten().tolist()
+        extra = "" if (weights.symmetry or weights.siamese) else "; only the prior is fitted and θ keeps its start"
+        warnings.warn(
+            f"fit(): image(s) {who[:10]} have no visible landmark (weight all 0){extra} — their scale and "
+            "translation are not estimated", UserWarning, stacklevel=2,
+        )
+    if isinstance(theta0, Theta):
+        theta0 = theta0.as_tensor_for(stn.config.theta_convention)
     theta0 = initial_theta(stn, labels, w) if theta0 is None else theta0.detach().to(dtype)
     split_theta(theta0, stn.generator.n_components)  # validates shape and finiteness
     d = stn.generator.n_components
@@ -192,7 +223,7 @@ def fit(
     def objective(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         lm = landmark_points(theta)
         total = weights.landmark * landmark_loss(lm, labels, w, "mean")
-        total = total + weights.prior * prior_loss(theta[:, 6:], "mean")
+        total = total + weights.prior * prior_loss(theta[:, THETA_ALPHA], "mean")
         if need_image:
             out = stn(images, theta)
             if weights.symmetry:
@@ -211,7 +242,7 @@ def fit(
         for frozen_alpha, budget in ((True, n_iter // 3), (False, n_iter - n_iter // 3)):
             keep = torch.ones_like(z)
             if frozen_alpha:
-                keep[:, 6:] = 0  # zero gradients keep L-BFGS's steps at zero there
+                keep[:, THETA_ALPHA] = 0  # zero gradients keep L-BFGS's steps at zero there
             opt = torch.optim.LBFGS([z], lr=1.0, max_iter=max(budget, 1), history_size=20,
                                     line_search_fn="strong_wolfe", tolerance_grad=1e-10, tolerance_change=1e-14)
 
@@ -231,7 +262,7 @@ def fit(
         # The pose goes first: α is held at its start for the first third, since with few landmarks
         # and an orthographic camera shape can otherwise absorb a wrong yaw (a local minimum).
         pose_only = torch.ones_like(z)
-        pose_only[:, 6:] = 0
+        pose_only[:, THETA_ALPHA] = 0
         for it in range(1, n_iter + 1):
             opt.zero_grad()
             loss, lm = objective(theta0 + unit * z)
@@ -248,7 +279,7 @@ def fit(
         for _ in range(n_iter):
             loss, lm = objective(theta)
             (grad,) = torch.autograd.grad(loss * images.shape[0], theta)  # demo.m sums over images
-            grad[:, 6:] *= 101.0  # dα ← dα + 100·dα
+            grad[:, THETA_ALPHA] *= 101.0  # dα ← dα + 100·dα
             with torch.no_grad():
                 theta -= 1e-6 * grad
             history["loss"].append(float(loss.detach()))
@@ -263,7 +294,7 @@ def fit(
     with torch.no_grad():
         out = stn(images, theta)
     return FitResult(theta=theta, flattened=out.flattened, mask=out.mask, landmarks=out.landmarks,
-                     history=history, iterations=len(history["loss"]))
+                     history=history, iterations=len(history["loss"]), convention=stn.config.theta_convention)
 
 
 def loss_landscape(
@@ -292,7 +323,7 @@ def loss_landscape(
     """
     offsets = torch.as_tensor(yaw_offsets_deg, dtype=theta.dtype)
     thetas = theta.reshape(1, -1).repeat(len(offsets), 1)
-    thetas[:, 1] += torch.deg2rad(offsets)
+    thetas[:, THETA_R.start + 1] += torch.deg2rad(offsets)  # the axis-angle y component
     images = image[None].expand(len(offsets), -1, -1, -1)
     w = torch.ones(len(offsets), labels.shape[0], dtype=theta.dtype) if weight is None else \
         weight.reshape(1, -1).expand(len(offsets), -1)

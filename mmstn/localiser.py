@@ -1,4 +1,4 @@
-"""The localiser: a CNN that maps an image to θ = (r, t, logs, α) (paper section 2.1, method-spec §6).
+"""The localiser: a CNN that maps an image to θ = (r, t, logs, α) (paper section 2.1, docs/conventions.md §6).
 
 Two trunks:
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from mmstn.errors import ModelFileError, ShapeError
+from mmstn.models.morphable import MorphableModel
+from mmstn.stn import STN3DMM, STNConfig
+from mmstn.theta import THETA_LOGS, THETA_T, Theta, ThetaConvention
 
 __all__ = [
     "VGG_FACE_MEAN_RGB",
@@ -40,8 +44,6 @@ __all__ = [
 #: Mean RGB (0–255) of the VGG-Face training images (MatConvNet ``normalization.averageImage``).
 VGG_FACE_MEAN_RGB: tuple[float, float, float] = (129.1863, 104.7624, 93.5940)
 
-#: θ layout (method-spec §2.1): r = θ[0:3], t = θ[3:5], logs = θ[5], α = θ[6:].
-THETA_R, THETA_T, THETA_LOGS, THETA_ALPHA = slice(0, 3), slice(3, 5), 5, slice(6, None)
 
 
 class ThetaHead(nn.Module):
@@ -183,20 +185,48 @@ class VGGFaceTrunk(nn.Module):
 
 
 class Localiser(nn.Module):
-    """Trunk + θ head: image (B, 3, H, W) in [0, 1] → θ (B, 6 + D)."""
+    """Trunk + θ head: image (B, 3, H, W) in [0, 1] → θ (B, 6 + D).
 
-    def __init__(self, trunk: nn.Module, head: ThetaHead) -> None:
+    Args:
+        trunk, head: the feature extractor and the θ layer.
+        convention: the :class:`~mmstn.theta.ThetaConvention` (scale base, frame of t) its θ is trained in;
+            an STNConfig or a scale base is accepted. ``forward`` returns the plain tensor (for the training
+            loop); :meth:`predict` returns a :class:`~mmstn.theta.Theta` carrying the convention, and
+            :meth:`make_stn` an STN that reads the plain tensor the same way.
+    """
+
+    def __init__(self, trunk: nn.Module, head: ThetaHead, convention: object = None) -> None:
         super().__init__()
         self.trunk = trunk
         self.head = head
+        self.convention: ThetaConvention | None = None if convention is None else ThetaConvention.of(convention)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(image))
 
+    def _need_convention(self) -> ThetaConvention:
+        if self.convention is None:
+            raise ValueError(
+                "this Localiser has no θ convention (scale base); build it with Localiser(..., convention=stn.config) "
+                "or load it with mmstn.train.checkpoint.load_pretrained / load_weights"
+            )
+        return self.convention
+
+    def predict(self, image: torch.Tensor) -> Theta:
+        """image (B, 3, H, W) in [0, 1] → :class:`~mmstn.theta.Theta` in this localiser's convention."""
+        return Theta.from_tensor(self(image), self._need_convention())
+
+    def make_stn(self, model: MorphableModel, config: STNConfig | None = None) -> STN3DMM:
+        """An :class:`~mmstn.stn.STN3DMM` on ``model`` whose scale base is this localiser's (``config``: an
+        STNConfig whose other settings are kept, default faithful)."""
+        conv = self._need_convention()
+        cfg = STNConfig.faithful() if config is None else config
+        return STN3DMM(model, replace(cfg, scale_base=conv.scale_base))
+
     def parameter_groups(self, lr: float, head_weight_mult: float = 4.0, head_bias_mult: float = 8.0,
                          weight_decay: float = 5e-4) -> list[dict]:
         """Optimiser groups with the authors' learning-rate multipliers (θ weights ×4, θ bias ×8) and no
-        weight decay on the θ bias (method-spec §6)."""
+        weight decay on the θ bias (docs/conventions.md §6)."""
         return [
             {"params": list(self.trunk.parameters()), "lr": lr, "weight_decay": weight_decay},
             {"params": [self.head.linear.weight], "lr": lr * head_weight_mult, "weight_decay": weight_decay},

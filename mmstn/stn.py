@@ -1,6 +1,6 @@
 """The assembled 3DMM spatial transformer: grid generator (θ → sampling grid) and STN (image, θ → flattened face).
 
-θ layout (method-spec §2.1, the authors' ``vl_nnsplit.m``), one row per image, width 6 + D:
+θ layout (docs/conventions.md §2.1, the authors' ``vl_nnsplit.m``), one row per image, width 6 + D:
 
 =========  =======  ===============================================================
 columns    name     meaning
@@ -23,12 +23,13 @@ slower general-mesh path of the visibility layer).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
-from mmstn.errors import ShapeError, check_finite
+from mmstn.errors import ShapeError
 from mmstn.layers._common import Backend, check_backend
 from mmstn.layers.grid import GridFrame, points_to_grid
 from mmstn.layers.masking import apply_mask
@@ -42,6 +43,17 @@ from mmstn.layers.selection import SelectFunction
 from mmstn.layers.translation import translate_2d
 from mmstn.layers.visibility import AUTHORS_CORNER_ORDER, Rule, VisibilityMask, Weighting
 from mmstn.models.morphable import MorphableModel
+from mmstn.theta import (  # re-exported: the θ layout lives in mmstn.theta
+    THETA_ALPHA,
+    THETA_LOGS,
+    THETA_R,
+    THETA_T,
+    Theta,
+    ThetaConvention,
+    make_theta,
+    split_theta,
+    theta_size,
+)
 
 __all__ = [
     "STN3DMM",
@@ -51,51 +63,15 @@ __all__ = [
     "THETA_T",
     "GridGenerator",
     "GridGeneratorOutput",
+    "ImageRangeWarning",
     "STNConfig",
     "STNOutput",
+    "Theta",
+    "check_image_range",
     "make_theta",
     "split_theta",
     "theta_size",
 ]
-
-THETA_R = slice(0, 3)
-THETA_T = slice(3, 5)
-THETA_LOGS = slice(5, 6)
-THETA_ALPHA = slice(6, None)
-
-
-def theta_size(n_components: int) -> int:
-    """Width of θ for a model with D components: 3 + 2 + 1 + D."""
-    return 6 + int(n_components)
-
-
-def split_theta(
-    theta: torch.Tensor, n_components: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Check θ and split it into (r (B, 3), t (B, 2), logs (B, 1), α (B, D)).
-
-    Raises:
-        ShapeError: θ is not a floating-point (B, 6 + D) tensor (the message names θ).
-        ValueError: θ holds NaN or inf.
-    """
-    want = theta_size(n_components)
-    if not isinstance(theta, torch.Tensor) or not torch.is_floating_point(theta):
-        raise ShapeError(f"theta must be a floating-point tensor of shape (B, {want}), got {type(theta).__name__}")
-    if theta.ndim != 2 or theta.shape[1] != want:
-        raise ShapeError(
-            f"theta must have shape (B, {want}) = (B, 3 r + 2 t + 1 logs + {n_components} alpha), "
-            f"got {tuple(theta.shape)}"
-        )
-    check_finite("theta", theta)
-    return theta[:, THETA_R], theta[:, THETA_T], theta[:, THETA_LOGS], theta[:, THETA_ALPHA]
-
-
-def make_theta(r: torch.Tensor, t: torch.Tensor, logs: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """Concatenate (r (B, 3), t (B, 2), logs (B, 1) or (B,), α (B, D)) into θ (B, 6 + D)."""
-    if logs.ndim == 1:
-        logs = logs[:, None]
-    return torch.cat([r, t, logs, alpha], 1)
-
 
 @dataclass(frozen=True)
 class STNConfig:
@@ -112,7 +88,9 @@ class STNConfig:
         visibility_strict: visible ⇔ n_z > 0 (``True``) or n_z ≥ 0 (``False``, the authors').
         backend: ``"analytic"`` (hand-written backwards) or ``"autograd"``.
         sampler_backend: ``"native"`` (``F.grid_sample``), ``"analytic"`` or ``"reference"``.
-        landmark_set: the model's landmark set returned as ``landmarks`` (missing → (B, 0, 2)).
+        landmark_set: the model's landmark set returned as ``landmarks``. A model with no landmark sets at all
+            gives (B, 0, 2) (the landmark loss is then off); a name the model lacks while it has other sets is
+            an error that lists them; ``None`` switches landmarks off explicitly.
         trainable_model: make μ and P ``nn.Parameter`` s (the paper's "could be trainable").
     """
 
@@ -125,7 +103,7 @@ class STNConfig:
     visibility_strict: bool = False
     backend: Backend = "analytic"
     sampler_backend: SamplerBackend = "native"
-    landmark_set: str = "aflw21"
+    landmark_set: str | None = "aflw21"
     trainable_model: bool = False
     name: str = field(default="faithful", compare=False)
 
@@ -163,6 +141,11 @@ class STNConfig:
     def scale_rate(self) -> float:
         """κ with s = exp(κ·logs): 1 for exp, ln 0.99 for the authors' base."""
         return scale_rate(self.scale_base)
+
+    @property
+    def theta_convention(self) -> ThetaConvention:
+        """The :class:`~mmstn.theta.ThetaConvention` a plain θ tensor is read with."""
+        return ThetaConvention(scale_base=self.scale_base)
 
 
 @dataclass
@@ -211,6 +194,65 @@ class STNOutput:
     rotation: torch.Tensor
 
 
+#: Accepted range of the derived scale s (px per mm): a face is 100–200 mm wide, so s outside this range
+#: puts it below 1e-4 px or above 1e8 px — a broken θ, not a pose.
+SCALE_RANGE: tuple[float, float] = (1e-6, 1e6)
+
+
+def _check_scale(s: torch.Tensor, logs: torch.Tensor, base: object) -> None:
+    """Raise if s = base^logs overflowed, underflowed or left :data:`SCALE_RANGE` (θ itself is finite)."""
+    with torch.no_grad():
+        sd = s.detach().double()
+        bad = ~torch.isfinite(sd) | (sd < SCALE_RANGE[0]) | (sd > SCALE_RANGE[1])
+        if bool(bad.any()):
+            k = int(bad.nonzero()[0, 0])
+            raise ValueError(
+                f"theta's logs column (column 5) gives a scale s = {float(sd[k, 0]):.3g} px/mm for image {k} "
+                f"(logs = {float(logs[k, 0]):.6g}, scale base {base!s}); s must be finite and within "
+                f"[{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}] px/mm — check the logs column and the scale base"
+            )
+
+
+def _check_points(points: torch.Tensor, size: int | tuple[int, int]) -> None:
+    """Raise if the projected points are not finite or lie absurdly far from the image (> 1000 image sizes)."""
+    h, w = (size, size) if isinstance(size, int) else size
+    with torch.no_grad():
+        p = points.detach()
+        if not bool(torch.isfinite(p).all()):
+            raise ValueError("the projected 2-D points are not finite; check theta's logs (column 5) and t columns")
+        lim = 1000.0 * max(h, w)
+        if bool((p.abs() > lim).all(dim=(1, 2)).any()):
+            raise ValueError(
+                f"every projected point of some image lies beyond ±{lim:g} px (image {h}×{w}); theta's logs "
+                "(column 5) or t (columns 3:5) is far outside a sane range"
+            )
+
+
+class ImageRangeWarning(UserWarning):
+    """An image expected in [0, 1] holds values that look like 0–255 or 0–65535 data."""
+
+
+def check_image_range(name: str, image: torch.Tensor, error: bool = False) -> None:
+    """Warn (or raise ValueError with ``error=True``) if ``image``, expected in [0, 1], looks like 0–255 or
+    0–65535 data. The STN warns rather than raises because sampling an arbitrary signal (a coordinate ramp,
+    a feature map) is legitimate; images of faces must be in [0, 1].
+
+    A small overshoot (values up to 1.5, e.g. after augmentation or interpolation) is tolerated.
+    """
+    if image.numel() == 0 or not torch.is_floating_point(image):
+        return
+    with torch.no_grad():
+        finite = image.detach()[torch.isfinite(image.detach())]
+        top = float(finite.max()) if finite.numel() else 0.0
+    if top > 1.5:
+        hint = "0-65535 (16-bit)" if top > 255.5 else "0-255 (8-bit)"
+        msg = (f"{name} must hold values in [0, 1], but its maximum is {top:g} — it looks like {hint} data; "
+               f"divide it by {65535 if top > 255.5 else 255} first")
+        if error:
+            raise ValueError(msg)
+        warnings.warn(msg, ImageRangeWarning, stacklevel=3)
+
+
 class GridGenerator(nn.Module):
     """θ → 2-D points and sampling grid of a grid model (paper Fig. 2, left half).
 
@@ -234,7 +276,17 @@ class GridGenerator(nn.Module):
             )
         self.grid_size = g
         self.morphable = MorphableLayer(model, trainable=self.config.trainable_model, backend=self.config.backend)
-        idx = model.landmarks.get(self.config.landmark_set, torch.empty(0, dtype=torch.int64))
+        name = self.config.landmark_set
+        if name is None or not model.landmarks:
+            idx = torch.empty(0, dtype=torch.int64)
+        else:
+            try:
+                idx = model.landmark_indices(name)
+            except KeyError as exc:  # a misspelt set would silently switch the landmark loss off
+                raise KeyError(
+                    f"STNConfig.landmark_set={name!r}: {exc.args[0]} Pass one of them, or landmark_set=None for "
+                    "no landmarks."
+                ) from None
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= model.n_vertices):
             raise ValueError(
                 f"landmark set {self.config.landmark_set!r} of model {model.name!r} has undefined (−1) "
@@ -247,8 +299,18 @@ class GridGenerator(nn.Module):
         """D."""
         return self.morphable.n_components
 
-    def forward(self, theta: torch.Tensor, image_size: int | tuple[int, int] | None = None) -> GridGeneratorOutput:
+    def theta_tensor(self, theta: torch.Tensor | Theta) -> torch.Tensor:
+        """θ as a (B, 6 + D) tensor in this generator's convention: a :class:`~mmstn.theta.Theta` of another
+        scale base is converted (same s), a plain tensor is read with ``config.scale_base``."""
+        if isinstance(theta, Theta):
+            return theta.as_tensor_for(self.config.theta_convention)
+        return theta
+
+    def forward(
+        self, theta: torch.Tensor | Theta, image_size: int | tuple[int, int] | None = None
+    ) -> GridGeneratorOutput:
         cfg, be = self.config, self.config.backend
+        theta = self.theta_tensor(theta)
         r, t, logs, alpha = split_theta(theta, self.n_components)
         if theta.dtype != self.morphable.mean.dtype:
             raise ShapeError(
@@ -259,8 +321,10 @@ class GridGenerator(nn.Module):
         rotation = rodrigues(r, be)
         rotated = rotate_points(shape, rotation, be)
         s = log_scale_to_scale(logs, cfg.scale_base, be)
+        _check_scale(s, logs, cfg.scale_base)
         points = translate_2d(scale_2d(orthographic_projection(rotated, be), s, be), t, be)
         size = cfg.image_size if image_size is None else image_size
+        _check_points(points, size)
         grid = points_to_grid(points, size, cfg.frame, self.grid_size, be)
         return GridGeneratorOutput(grid=grid, points=points, rotated=rotated, rotation=rotation, scale=s, shape=shape)
 
@@ -301,14 +365,24 @@ class STN3DMM(nn.Module):
             corner_order=order,
         )
 
-    def forward(self, image: torch.Tensor, theta: torch.Tensor) -> STNOutput:
+    def forward(self, image: torch.Tensor, theta: torch.Tensor | Theta) -> STNOutput:
+        """image (B, C, H, W) in [0, 1]; θ a :class:`~mmstn.theta.Theta` (converted to this STN's scale base)
+        or a (B, 6 + D) tensor (read with ``config.scale_base``).
+
+        Warns (:class:`ImageRangeWarning`) for an image in 0–255/0–65535; raises ValueError for a θ whose
+        scale or points are absurd.
+        On CPU, float16/bfloat16 images are sampled in float32 and cast back (torch's CPU ``grid_sample``
+        is wrong in half precision).
+        """
         if not isinstance(image, torch.Tensor) or image.ndim != 4:
             raise ShapeError(f"image must be a (B, C, H, W) tensor, got {getattr(image, 'shape', type(image))}")
+        check_image_range("image", image)
+        theta = self.generator.theta_tensor(theta)
         if isinstance(theta, torch.Tensor) and theta.ndim == 2 and theta.shape[0] != image.shape[0]:
             raise ShapeError(f"theta has batch {theta.shape[0]} but image has batch {image.shape[0]}")
         gen = self.generator(theta, image_size=(image.shape[2], image.shape[3]))
-        sampled = bilinear_sample(image, gen.grid, self.config.sampler_backend)
-        mask = self.visibility(gen.rotated)
+        sampled = _sample(image, gen.grid, self.config.sampler_backend)
+        mask = self.visibility(gen.rotated).to(sampled.dtype)  # a half image gives a half output
         flattened = apply_mask(sampled, mask, self.config.backend)
         return STNOutput(
             flattened=flattened,
@@ -320,3 +394,10 @@ class STN3DMM(nn.Module):
             rotated=gen.rotated,
             rotation=gen.rotation,
         )
+
+
+def _sample(image: torch.Tensor, grid: torch.Tensor, backend: SamplerBackend) -> torch.Tensor:
+    """Bilinear sampling; half-precision on CPU goes through float32 (torch's CPU kernel is wrong there)."""
+    if image.device.type == "cpu" and image.dtype in (torch.float16, torch.bfloat16):
+        return bilinear_sample(image.float(), grid.float(), backend).to(image.dtype)
+    return bilinear_sample(image, grid, backend)

@@ -22,8 +22,11 @@ import numpy as np
 import torch
 
 __all__ = [
+    "axis_angle_to_euler",
     "axis_angle_to_matrix",
     "axis_angle_to_matrix_np",
+    "euler_to_axis_angle",
+    "euler_to_axis_angle_np",
     "euler_to_matrix",
     "euler_to_matrix_np",
     "matrix_to_axis_angle",
@@ -90,7 +93,8 @@ def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:
     tr = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
     # four candidate quaternions; the one with the largest denominator is well conditioned
     cands = torch.stack([
-        torch.stack([1 + tr, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
+        torch.stack([1 + tr, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0],
+                     m[..., 1, 0] - m[..., 0, 1]], -1),
         torch.stack([m[..., 2, 1] - m[..., 1, 2], 1 + m[..., 0, 0] - m[..., 1, 1] - m[..., 2, 2],
                      m[..., 1, 0] + m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0]], -1),
         torch.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] + m[..., 0, 1],
@@ -131,3 +135,20 @@ def axis_angle_to_matrix_np(r: np.ndarray) -> np.ndarray:
 def matrix_to_axis_angle_np(matrix: np.ndarray) -> np.ndarray:
     """numpy :func:`matrix_to_axis_angle` → (…, 3) float64."""
     return matrix_to_axis_angle(torch.as_tensor(np.asarray(matrix, np.float64))).numpy()
+
+
+def euler_to_axis_angle(
+    yaw: torch.Tensor | float, pitch: torch.Tensor | float, roll: torch.Tensor | float
+) -> torch.Tensor:
+    """Axis-angle (…, 3) of R = Rz(roll)·Ry(yaw)·Rx(pitch), angles in radians."""
+    return matrix_to_axis_angle(euler_to_matrix(yaw, pitch, roll))
+
+
+def axis_angle_to_euler(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(yaw, pitch, roll) radians of the axis-angle r (…, 3)."""
+    return matrix_to_euler(axis_angle_to_matrix(r))
+
+
+def euler_to_axis_angle_np(yaw: np.ndarray | float, pitch: np.ndarray | float, roll: np.ndarray | float) -> np.ndarray:
+    """numpy :func:`euler_to_axis_angle` (radians) → (…, 3) float64."""
+    return matrix_to_axis_angle_np(euler_to_matrix_np(yaw, pitch, roll))

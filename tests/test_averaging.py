@@ -413,3 +413,32 @@ def test_dlib_detector_reproduces_the_reference_landmarks(shared_data, tmp_path)
     ds = FolderFaces(tmp_path, landmarks="landmarks_dlib68.json")
     assert ds.subject_names == ["amy", "raj"] and len(ds) == 4
     assert det(np.zeros((80, 80, 3), dtype=np.uint8)) == []
+
+
+def test_nan_in_one_subject_does_not_spread_to_the_others():
+    g = 4
+    w = torch.rand(4, 3, g, g, generator=torch.Generator().manual_seed(0))
+    m = torch.ones(4, 1, g, g)
+    w_bad = w.clone()
+    w_bad[1] = float("nan")  # subject 7's second image is broken
+    m_bad = m.clone()
+    clean, dirty = SubjectAverager(g), SubjectAverager(g)
+    clean.add(w, m, [5, 7, 5, 9])
+    dirty.add(w_bad, m_bad, [5, 7, 5, 9])
+    a, b = clean.results(), dirty.results()
+    for s in (5, 9):
+        torch.testing.assert_close(b[s].average, a[s].average)
+        assert torch.isfinite(b[s].average).all()
+
+
+def test_nan_under_the_mask_is_ignored_in_the_masked_sum():
+    g = 4
+    w = torch.rand(2, 3, g, g, generator=torch.Generator().manual_seed(1))
+    m = torch.ones(2, 1, g, g)
+    m[0, :, 0, 0] = 0
+    w_bad = w.clone()
+    w_bad[0, :, 0, 0] = float("nan")  # invisible pixel: its value must not matter
+    a, b = SubjectAverager(g), SubjectAverager(g)
+    a.add(w, m, [1, 1])
+    b.add(w_bad, m, [1, 1])
+    torch.testing.assert_close(b.results()[1].average, a.results()[1].average)

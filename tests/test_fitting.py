@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
+from dataclasses import replace
 
 import matplotlib.image
 import pytest
 import torch
+from _stn_toy_models import toy_grid_model
 
 from mmstn.fitting import fit, initial_theta, landmark_error, rotation_error_deg
 from mmstn.layers.grid import pixels_to_labels
@@ -139,3 +142,40 @@ def test_siamese_term_with_the_mirrored_image(stn: STN3DMM) -> None:
               weights=LossWeights(siamese=1.0, symmetry=0.0), mirrored_images=flip_image(face.image)[None])
     assert math.isfinite(res.history["loss"][-1])
     assert res.history["loss"][-1] < res.history["loss"][0]
+
+
+# ------------------------------------------------------------------ guards
+def _toy_stn(n_components: int = 3, landmarks: bool = True) -> STN3DMM:
+    model = toy_grid_model(6, n_components=n_components)
+    if not landmarks:
+        model = replace(model, landmarks={})
+    return STN3DMM(model, STNConfig.faithful(grid_size=6))
+
+
+def test_fit_warns_when_every_landmark_is_invisible() -> None:
+    stn = _toy_stn()
+    labels = torch.full((1, 21, 2), 100.0, dtype=torch.float64)
+    img = torch.rand(1, 3, 224, 224, dtype=torch.float64)
+    with pytest.warns(UserWarning, match="no visible landmark"):
+        fit(stn, img, labels, torch.zeros(1, 21), n_iter=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # visible landmarks: no warning
+        fit(stn, img, labels, torch.ones(1, 21), n_iter=3)
+
+
+def test_fit_without_basis_or_landmarks_raises() -> None:
+    stn = _toy_stn(n_components=0, landmarks=False)
+    with pytest.raises(ValueError, match="nothing to fit"):
+        fit(stn, torch.rand(1, 3, 224, 224, dtype=torch.float64), torch.zeros(1, 0, 2, dtype=torch.float64))
+
+
+def test_fit_result_carries_the_stn_convention() -> None:
+    stn = _toy_stn()
+    labels = torch.full((1, 21, 2), 100.0, dtype=torch.float64) + torch.randn(1, 21, 2, dtype=torch.float64)
+    res = fit(stn, torch.rand(1, 3, 224, 224, dtype=torch.float64), labels, n_iter=3)
+    p = res.params()
+    assert p.convention == stn.config.theta_convention
+    torch.testing.assert_close(p.tensor(), res.theta)
+    again = fit(stn, torch.rand(1, 3, 224, 224, dtype=torch.float64), labels, theta0=p.with_scale_base("exp"),
+                n_iter=0)
+    torch.testing.assert_close(again.theta, res.theta)  # a Theta of another base is converted back

@@ -199,3 +199,63 @@ def test_trainable_model_gets_gradients(model):
     (out.flattened.sum() + out.landmarks.sum()).backward()
     assert stn.generator.morphable.basis.grad is not None
     assert stn.generator.morphable.basis.grad.abs().sum() > 0
+
+
+# ------------------------------------------------------------------ guards on derived quantities and inputs
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_on_cpu_matches_float32(dtype) -> None:
+    model32 = toy_grid_model(G, n_components=3, dtype=torch.float32)
+    stn = STN3DMM(model32, STNConfig.faithful(grid_size=G))
+    theta = frontal_theta(model32, 2)
+    theta[:, 1] = 0.3
+    img = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    ref = stn(img, theta).flattened
+    out = stn(img.to(dtype), theta).flattened
+    assert out.dtype == dtype
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.float(), ref, atol=2e-2, rtol=0)
+
+
+@pytest.mark.parametrize("config, logs", [("paper", 100.0), ("paper", 50.0), ("faithful", -1e5), ("paper", -100.0)])
+def test_extreme_log_scale_raises_naming_the_logs_column(model, config, logs) -> None:
+    stn = STN3DMM(model, configs()[config])
+    theta = frontal_theta(model, 1, logs=logs)
+    with pytest.raises(ValueError, match="logs column"):
+        stn(torch.rand(1, 3, 224, 224, dtype=torch.float64), theta)
+
+
+def test_ordinary_log_scales_pass_the_guard(model) -> None:
+    stn = STN3DMM(model, configs()["faithful"])
+    for logs in (-150.0, 0.0, 150.0):  # 0.99^±150: s from 0.22 to 4.5 px/mm
+        out = stn(torch.rand(1, 3, 224, 224, dtype=torch.float64), frontal_theta(model, 1, logs=logs))
+        assert torch.isfinite(out.flattened).all()
+
+
+def test_points_far_outside_the_image_raise(model) -> None:
+    stn = STN3DMM(model, configs()["faithful"])
+    theta = frontal_theta(model, 1, t=1e9)
+    with pytest.raises(ValueError, match="t \\(columns 3:5\\)"):
+        stn(torch.rand(1, 3, 224, 224, dtype=torch.float64), theta)
+
+
+@pytest.mark.parametrize("top, hint", [(255.0, "0-255"), (65535.0, "0-65535")])
+def test_images_in_integer_ranges_warn_naming_the_argument(model, top, hint) -> None:
+    from mmstn.stn import ImageRangeWarning, check_image_range
+
+    stn = STN3DMM(model, configs()["faithful"])
+    img = torch.rand(1, 3, 224, 224, dtype=torch.float64) * top
+    with pytest.warns(ImageRangeWarning, match=f"image must hold values in \\[0, 1\\].*{hint}"):
+        stn(img, frontal_theta(model, 1))
+    with pytest.raises(ValueError, match="photo"):
+        check_image_range("photo", img, error=True)
+    check_image_range("photo", img / top, error=True)  # [0, 1] passes
+
+
+def test_a_misspelt_landmark_set_is_an_error_that_lists_the_sets() -> None:
+    from mmstn.uv.grid_model import builtin_grid_model
+
+    grid = builtin_grid_model(G=16)
+    with pytest.raises(KeyError, match="aflw21"):
+        STN3DMM(grid, STNConfig.faithful(grid_size=16, landmark_set="aflw_21"))
+    off = STN3DMM(grid, STNConfig.faithful(grid_size=16, landmark_set=None))
+    assert off.generator.landmark_indices.numel() == 0

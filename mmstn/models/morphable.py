@@ -9,7 +9,7 @@ Conventions (every loader converts to these):
   coefficients follow α ~ N(0, I), the paper's statistical prior (eq. 6).
 * **Winding**: triangles are **counter-clockwise seen from the front**, so the usual normal
   (p1 − p0) × (p2 − p0) points out of the face (towards +z for a frontal face), as in OpenGL and trimesh.
-  The BFM and the authors' resampled grid are clockwise; their loaders swap two indices (method-spec §0.10).
+  The BFM and the authors' resampled grid are clockwise; their loaders swap two indices (docs/conventions.md §0.10).
 * **Indices**: 0-based everywhere (the ``.anl`` and MATLAB readers subtract one).
 """
 
@@ -416,7 +416,7 @@ class MorphableModel:
     def subset(self, n_identity: int, n_expression: int = 0) -> MorphableModel:
         """Keep the first ``n_identity`` identity and the first ``n_expression`` expression components.
 
-        ``subset(5, 5)`` builds the paper's D = 10 model (method-spec §3.2–3.3).
+        ``subset(5, 5)`` builds the paper's D = 10 model (docs/conventions.md §3.2–3.3).
         """
         if not 0 <= n_identity <= self.n_identity:
             raise ValueError(f"n_identity={n_identity}: the model has {self.n_identity} identity components")

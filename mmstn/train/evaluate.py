@@ -27,6 +27,8 @@ import torch
 from mmstn.fitting import landmark_error, rotation_error_deg
 from mmstn.localiser import Localiser
 from mmstn.stn import STN3DMM
+from mmstn.theta import THETA_ALPHA, THETA_R, Theta, ThetaConvention
+from mmstn.transforms import axis_angle_to_matrix, matrix_to_euler
 
 __all__ = ["EvalResult", "evaluate", "predict", "truth_in_stn_frame", "yaw_pitch_roll_deg"]
 
@@ -51,17 +53,14 @@ class EvalResult:
 
 def truth_in_stn_frame(theta: torch.Tensor, stn: STN3DMM, truth_scale_rate: float = 1.0) -> torch.Tensor:
     """Convert a true θ (B, 6 + D) whose scale is s = exp(κ_t·logs) into the STN's convention s = exp(κ·logs)."""
-    out = theta.clone()
-    out[:, 5] = theta[:, 5] * (truth_scale_rate / stn.config.scale_rate)
-    return out
+    truth = Theta.from_tensor(theta, ThetaConvention(scale_base=math.exp(truth_scale_rate)))
+    return truth.as_tensor_for(stn.config)
 
 
 def yaw_pitch_roll_deg(r: torch.Tensor) -> torch.Tensor:
     """(B, 3) axis-angle → (B, 3) (yaw, pitch, roll), degrees, of R = R_z(roll) R_y(yaw) R_x(pitch) (synthetic data)."""
-    from scipy.spatial.transform import Rotation
-
-    zyx = Rotation.from_rotvec(r.detach().double().cpu().numpy()).as_euler("ZYX", degrees=True)  # roll, yaw, pitch
-    return torch.from_numpy(zyx[:, [1, 2, 0]].copy())
+    yaw, pitch, roll = matrix_to_euler(axis_angle_to_matrix(r.detach().double().cpu()))
+    return torch.rad2deg(torch.stack([yaw, pitch, roll], -1))
 
 
 def _batches(dataset, batch_size: int, n: int):
@@ -133,12 +132,12 @@ def evaluate(
         add("nme_box", 100.0 * err / size)
         if "theta" in batch:
             truth = truth_in_stn_frame(batch["theta"].to(dev).float(), stn, truth_scale_rate)
-            add("rotation_error_deg", rotation_error_deg(theta[:, :3], truth[:, :3]))
-            add("yaw_deg", yaw_pitch_roll_deg(truth[:, :3])[:, 0])
-            d_alpha = theta[:, 6:] - truth[:, 6:]
+            add("rotation_error_deg", rotation_error_deg(theta[:, THETA_R], truth[:, THETA_R]))
+            add("yaw_deg", yaw_pitch_roll_deg(truth[:, THETA_R])[:, 0])
+            d_alpha = theta[:, THETA_ALPHA] - truth[:, THETA_ALPHA]
             add("alpha_rmse", d_alpha.square().mean(-1).sqrt())
             morph = stn.generator.morphable
-            d_shape = morph(theta[:, 6:]) - morph(truth[:, 6:])  # (B, N, 3), the mean cancels
+            d_shape = morph(theta[:, THETA_ALPHA]) - morph(truth[:, THETA_ALPHA])  # (B, N, 3), the mean cancels
             add("shape_rmse_mm", d_shape.square().sum(-1).mean(-1).sqrt())
             if flattened:
                 ref = stn(img, truth)

@@ -84,4 +84,4 @@ def build_model(config: TrainConfig) -> tuple[Localiser, STN3DMM]:
         if config.vgg_weights:
             load_vgg_face_weights(trunk, config.vgg_weights)
     head = ThetaHead(trunk.out_features, stn.generator.n_components, centre=t0, logs0=logs0)  # type: ignore[arg-type]
-    return Localiser(trunk, head), stn
+    return Localiser(trunk, head, convention=stn.config), stn

@@ -1,6 +1,6 @@
 """The paper's symmetric Tutte embedding: flatten one half of the face onto [0, 0.5] × [0, 1], reflect.
 
-Method (paper §2.3; method-spec §9.2):
+Method (paper §2.3; docs/conventions.md §9.2):
 
 1. **Cut.** Midline vertices are the fixed points of the mirror map. A non-midline vertex i is on the
    *left* (the viewer's left, model x < 0) when x_i < x_mirror(i). The *half* is every triangle whose
