@@ -1,9 +1,11 @@
-"""Morphable models: the :class:`MorphableModel` type, the built-in synthetic model and file loaders."""
+"""Morphable models: the :class:`MorphableModel` type, the built-in synthetic model, the ICT FaceKit face
+model shipped with mmstn (MIT), mesh tools and file loaders."""
 
 from mmstn.models.authors import load_bfm_uv, read_anl, uv_mirror_map
 from mmstn.models.bfm2009 import load_bfm2009
 from mmstn.models.bfm2017 import load_bfm2017
 from mmstn.models.builtin import BUILTIN_SEED, builtin_model, clear_builtin_cache
+from mmstn.models.ict import ict_face_model
 from mmstn.models.landmarks import AFLW21_FLIP, AFLW21_NAMES, IBUG68_FLIP, flip_permutation
 from mmstn.models.morphable import UNIT_SCALE, MorphableModel, check_units
 from mmstn.models.registry import available_models, load_mesh, load_model
@@ -23,6 +25,7 @@ __all__ = [
     "check_units",
     "clear_builtin_cache",
     "flip_permutation",
+    "ict_face_model",
     "load_bfm2009",
     "load_bfm2017",
     "load_bfm_uv",

@@ -1,0 +1,269 @@
+"""Mesh preparation tools for building a morphable model: boundaries, hole closing, cropping, mirror maps,
+exact symmetrisation and PCA orthogonalisation of a basis.
+
+All functions take plain arrays: vertices ``V`` (N, 3) float (any length unit, mm in this package),
+triangles ``F`` (F, 3) int, 0-based, and per-vertex bases ``B`` (D, N, 3). They are what
+:mod:`mmstn.models.ict` uses to turn the ICT FaceKit into the default model, and they are public so that
+a user's own mesh can be prepared the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+__all__ = [
+    "MeshError",
+    "boundary_loops",
+    "check_mesh",
+    "close_holes",
+    "crop",
+    "largest_component",
+    "median_edge_length",
+    "mirror_map",
+    "orthogonalise_basis",
+    "symmetrise",
+]
+
+
+class MeshError(ValueError):
+    """A mesh problem; the message names the problem and the tool that fixes it."""
+
+
+def _edges(F: np.ndarray) -> np.ndarray:
+    """Directed edges (3F, 2) of the triangles, in triangle order."""
+    F = np.asarray(F, dtype=np.int64)
+    return np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]])
+
+
+def check_mesh(V: np.ndarray, F: np.ndarray, *, name: str = "mesh") -> None:
+    """Raise :class:`MeshError` for NaN coordinates, bad indices, degenerate or non-manifold triangles."""
+    V = np.asarray(V, dtype=np.float64)
+    F = np.asarray(F, dtype=np.int64)
+    if V.ndim != 2 or V.shape[1] != 3 or F.ndim != 2 or F.shape[1] != 3:
+        raise MeshError(f"{name}: expected V (N, 3) and F (F, 3), got {V.shape} and {F.shape}")
+    if not np.isfinite(V).all():
+        raise MeshError(
+            f"{name}: {int((~np.isfinite(V)).any(1).sum())} vertices have NaN/inf coordinates; "
+            "remove them with mmstn.models.meshtools.crop(V, F, np.isfinite(V).all(1))"
+        )
+    if len(F) and (F.min() < 0 or F.max() >= len(V)):
+        raise MeshError(f"{name}: triangle indices outside 0..{len(V) - 1}")
+    area2 = np.linalg.norm(np.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]]), axis=1)
+    bad = (
+        (area2 <= 1e-12 * max(float(np.ptp(V)), 1e-30) ** 2)
+        | (F[:, 0] == F[:, 1])
+        | (F[:, 1] == F[:, 2])
+        | (F[:, 0] == F[:, 2])
+    )
+    if bad.any():
+        raise MeshError(
+            f"{name}: {int(bad.sum())} degenerate (zero-area) triangles, e.g. #{int(np.flatnonzero(bad)[0])}; "
+            "drop them with meshtools.crop(V, F[area > 0], ...) before building the model"
+        )
+    und = np.sort(_edges(F), axis=1)
+    _, counts = np.unique(und, axis=0, return_counts=True)
+    if (counts > 2).any():
+        raise MeshError(
+            f"{name}: {int((counts > 2).sum())} non-manifold edges (shared by 3+ triangles); "
+            "crop the region with meshtools.crop or repair the mesh in a mesh editor"
+        )
+
+
+def boundary_loops(F: np.ndarray) -> list[np.ndarray]:
+    """Boundary loops of a manifold triangle mesh, longest first; each an int array of vertex ids in order."""
+    E = _edges(F)
+    und = np.sort(E, axis=1)
+    _, inv, counts = np.unique(und, axis=0, return_inverse=True, return_counts=True)
+    bnd = E[counts[inv.ravel()] == 1]
+    nxt: dict[int, int] = {}
+    for a, b in bnd:
+        if int(a) in nxt:
+            raise MeshError(
+                "boundary vertex with two outgoing boundary edges (a pinched, non-manifold vertex); "
+                "crop the region with meshtools.crop"
+            )
+        nxt[int(a)] = int(b)
+    loops: list[np.ndarray] = []
+    seen: set[int] = set()
+    for start in list(nxt):
+        if start in seen:
+            continue
+        loop = [start]
+        seen.add(start)
+        v = nxt[start]
+        while v != start:
+            loop.append(v)
+            seen.add(v)
+            v = nxt[v]
+        loops.append(np.array(loop, dtype=np.int64))
+    return sorted(loops, key=len, reverse=True)
+
+
+def close_holes(V: np.ndarray, F: np.ndarray, *, keep: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Close all but the ``keep`` longest boundary loops by a centroid fan.
+
+    Each hole gets one new vertex at its loop's centroid and one triangle per loop edge, oriented like the
+    surrounding triangles, so a face with open eyes and mouth becomes a disk (one boundary loop).
+
+    Returns:
+        (V2 (N + holes, 3), F2 (F + sum of hole lengths, 3)).
+    """
+    V = np.asarray(V, dtype=np.float64)
+    F = np.asarray(F, dtype=np.int64)
+    loops = boundary_loops(F)
+    newV, newF = [V], [F]
+    n = len(V)
+    for loop in loops[keep:]:
+        c = V[loop].mean(0)
+        newV.append(c[None])
+        # boundary edges run a->b in the triangle's order, so the fill triangle uses b->a to keep orientation
+        a, b = loop, np.roll(loop, -1)
+        newF.append(np.stack([b, a, np.full_like(a, n)], 1))
+        n += 1
+    return np.concatenate(newV), np.concatenate(newF)
+
+
+def largest_component(F: np.ndarray, n_vertices: int) -> np.ndarray:
+    """Boolean mask (n_vertices,) of the vertices of the largest edge-connected component."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    E = _edges(F)
+    A = sp.coo_matrix((np.ones(len(E)), (E[:, 0], E[:, 1])), shape=(n_vertices, n_vertices))
+    _, lab = connected_components(A, directed=False)
+    used = np.zeros(n_vertices, bool)
+    used[np.asarray(F).ravel()] = True
+    counts = np.bincount(lab[used], minlength=lab.max() + 1)
+    return (lab == np.argmax(counts)) & used
+
+
+def crop(
+    V: np.ndarray, F: np.ndarray, mask: np.ndarray, *, largest: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keep the vertices in ``mask`` (N,) and the triangles whose three corners are kept, reindexed.
+
+    Args:
+        largest: also drop everything outside the largest connected component.
+
+    Returns:
+        (V2 (M, 3), F2 (F2, 3), index (M,)): ``index[j]`` is the old id of new vertex ``j``.
+    """
+    V = np.asarray(V)
+    F = np.asarray(F, dtype=np.int64)
+    mask = np.asarray(mask, bool)
+    F = F[mask[F].all(1)]
+    keep = np.zeros(len(V), bool)
+    keep[F.ravel()] = True
+    if largest and len(F):
+        keep &= largest_component(F, len(V))
+        F = F[keep[F].all(1)]
+    index = np.flatnonzero(keep)
+    remap = np.full(len(V), -1, np.int64)
+    remap[index] = np.arange(len(index))
+    return V[index], remap[F], index
+
+
+def median_edge_length(V: np.ndarray, F: np.ndarray) -> float:
+    """Median edge length of the mesh, in the units of ``V``."""
+    E = np.unique(np.sort(_edges(F), axis=1), axis=0)
+    return float(np.median(np.linalg.norm(V[E[:, 0]] - V[E[:, 1]], axis=1)))
+
+
+def mirror_map(V: np.ndarray, F: np.ndarray, *, rel_tol: float = 0.25) -> np.ndarray:
+    """The vertex map x -> -x: ``mirror[i]`` is the vertex at the reflection of vertex ``i``.
+
+    The tolerance is ``rel_tol`` times the mesh's median edge length. Raises :class:`MeshError` naming how
+    many vertices have no partner (then use :func:`symmetrise`, which builds an exactly symmetric mesh).
+    """
+    V = np.asarray(V, dtype=np.float64)
+    tol = rel_tol * median_edge_length(V, F)
+    R = V * np.array([-1.0, 1.0, 1.0])
+    d, j = cKDTree(V).query(R)
+    ok = d <= tol
+    mutual = ok & (j[j] == np.arange(len(V)))
+    if not mutual.all():
+        raise MeshError(
+            f"{int((~mutual).sum())} of {len(V)} vertices have no mirror partner within {tol:.4g} "
+            f"({rel_tol} x median edge length): the mesh is not symmetric about x = 0; centre it "
+            "on its symmetry plane or rebuild it with meshtools.symmetrise"
+        )
+    return j.astype(np.int64)
+
+
+def symmetrise(
+    V: np.ndarray, F: np.ndarray, *, rel_tol: float = 0.25
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """An exactly mirror-symmetric copy of a nearly symmetric mesh, made from its x <= 0 half.
+
+    Vertices within ``rel_tol`` median edge lengths of x = 0 are snapped onto it; the left half
+    (x < 0 plus the midline) is kept and reflected, and triangles are mirrored with reversed order so
+    they stay counter-clockwise. ``np.array_equal`` then holds between the vertex set and its reflection.
+
+    Returns:
+        (V2 (M, 3), F2 (F2, 3), mirror (M,), source (M,)): ``source[j]`` is the input vertex that new
+        vertex ``j`` was taken from (for a right-half vertex, the input vertex nearest its position), so
+        per-vertex data can be carried over with ``data[:, source]``.
+    """
+    V = np.asarray(V, dtype=np.float64)
+    F = np.asarray(F, dtype=np.int64)
+    h = rel_tol * median_edge_length(V, F)
+    mid = np.abs(V[:, 0]) <= h
+    left = (V[:, 0] < 0) | mid
+    if mid.sum() < 2:
+        raise MeshError(
+            "no vertices on the plane x = 0: no symmetry plane found; centre the mesh on its "
+            "symmetry plane (subtract the midline x) before symmetrise"
+        )
+    VL, FL, idx = crop(V, F, left, largest=True)
+    midL = np.abs(VL[:, 0]) <= h
+    VL[midL, 0] = 0.0
+    nL = len(VL)
+    side = np.flatnonzero(~midL)
+    right_id = np.full(nL, -1, np.int64)
+    right_id[midL] = np.flatnonzero(midL)
+    right_id[side] = nL + np.arange(len(side))
+    V2 = np.concatenate([VL, VL[side] * np.array([-1.0, 1.0, 1.0])])
+    Fr = right_id[FL][:, ::-1]
+    F2 = np.concatenate([FL, Fr])
+    # triangles lying entirely on the midline would be duplicated; keep one copy
+    F2 = F2[np.unique(np.sort(F2, 1), axis=0, return_index=True)[1]]
+    mirror = np.arange(len(V2))
+    mirror[side] = nL + np.arange(len(side))
+    mirror[nL + np.arange(len(side))] = side
+    _, nearest = cKDTree(V).query(V2[nL:])
+    source = np.concatenate([idx, nearest])
+    return V2, F2, mirror, source
+
+
+def symmetrise_field(B: np.ndarray, mirror: np.ndarray) -> np.ndarray:
+    """Per-vertex field (..., N, 3) made exactly symmetric: the average of B and its mirror image."""
+    flip = np.array([-1.0, 1.0, 1.0])
+    return 0.5 * (B + B[..., mirror, :] * flip)
+
+
+def orthogonalise_basis(
+    B: np.ndarray, n: int | None = None, *, mirror: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """PCA of a set of per-vertex modes (D, N, 3) treated as samples, ordered by variance.
+
+    The modes are taken as samples with zero mean whose coefficients are N(0, 1) (upstream's convention),
+    so the covariance is ``B^T B``; the returned components are orthogonal and scaled so that α ~ N(0, I)
+    reproduces that covariance. With ``mirror``, the sample set is augmented with the mirror image of
+    every mode so the span is closed under x -> -x (an exactly symmetric basis set).
+
+    Returns:
+        (components (n, N, 3), standard deviations (n,)) in the units of ``B``.
+    """
+    B = np.asarray(B, dtype=np.float64)
+    if not np.isfinite(B).all():
+        raise MeshError("basis has NaN/inf entries; rebuild the modes")
+    D, N, _ = B.shape
+    X = B.reshape(D, -1)
+    if mirror is not None:
+        M = (B[:, mirror, :] * np.array([-1.0, 1.0, 1.0])).reshape(D, -1)
+        X = np.concatenate([X, M]) / np.sqrt(2.0)
+    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    n = min(n or D, len(s))
+    comps = (Vt[:n] * s[:n, None]).reshape(n, N, 3)
+    return comps, s[:n]
