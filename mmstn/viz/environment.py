@@ -10,10 +10,10 @@ import mmstn
 from mmstn import runtime
 
 
-def figure_png(fig, dpi: int = 100, colours: int = 256) -> bytes:
-    """``fig`` as a palette PNG at ``dpi``: lossless text and lines, 3-5x smaller than a full-colour PNG.
+def figure_png(fig, dpi: int = 100, colours: int = 40) -> bytes:
+    """``fig`` as a palette PNG at ``dpi``: sharp text and lines, several times smaller than a full-colour PNG.
 
-    Rendered faces have smooth shading that a 256-colour adaptive palette keeps without visible banding,
+    A 40-colour adaptive palette keeps the shading of rendered faces readable (with slight banding)
     while ticks and labels stay sharp (which JPEG does not). Used for inline notebook figures.
     """
     import io
