@@ -10,10 +10,10 @@ import mmstn
 from mmstn import runtime
 
 
-def figure_png(fig, dpi: int = 100, colours: int = 40) -> bytes:
+def figure_png(fig, dpi: int = 100, colours: int = 64) -> bytes:
     """``fig`` as a palette PNG at ``dpi``: sharp text and lines, several times smaller than a full-colour PNG.
 
-    A 40-colour adaptive palette keeps the shading of rendered faces readable (with slight banding)
+    A 64-colour adaptive palette keeps the shading of rendered faces readable (with slight banding)
     while ticks and labels stay sharp (which JPEG does not). Used for inline notebook figures.
     """
     import io
@@ -45,7 +45,14 @@ def use_compact_figures(dpi: int = 100) -> None:
         from IPython import get_ipython
     except ImportError:
         return
-    import matplotlib.pyplot  # noqa: F401 - activates the inline backend first, so our formatter wins
+    import matplotlib.pyplot as plt
+
+    try:  # resolve the (lazily loaded) inline backend now: loading it re-registers its own PNG formatter
+        import matplotlib_inline.backend_inline  # noqa: F401
+
+        plt.get_backend()
+    except ImportError:
+        pass
 
     ip = get_ipython()
     if ip is None:
