@@ -131,6 +131,52 @@ def test_no_error_outputs(nb_path, raw):
     assert not errors, f"{nb_path.name} was saved with errors: {errors}"
 
 
+def _output_text(cell: dict) -> str:
+    parts = []
+    for out in cell.get("outputs", []):
+        text = out.get("text", "")
+        parts.append("".join(text) if isinstance(text, list) else text)
+        plain = out.get("data", {}).get("text/plain", "")
+        parts.append("".join(plain) if isinstance(plain, list) else plain)
+    return "".join(parts)
+
+
+def test_figures_are_png_at_100_dpi_or_more(nb_path, raw):
+    import base64
+    import io
+
+    from PIL import Image
+
+    cells = _code_cells(raw)
+    jpeg = [i for i, c in enumerate(cells) for o in c.get("outputs", []) if "image/jpeg" in o.get("data", {})]
+    assert not jpeg, f"{nb_path.name}: JPEG figure outputs in code cells {jpeg}; use mmstn.viz.use_compact_figures()"
+    for i, cell in enumerate(_code_cells(raw)):
+        for out in cell.get("outputs", []):
+            png = out.get("data", {}).get("image/png")
+            if png:
+                im = Image.open(io.BytesIO(base64.b64decode("".join(png) if isinstance(png, list) else png)))
+                # a 72-dpi figure of the default 6.4 in width is 460 px wide; ours are at least 100 dpi
+                assert max(im.size) >= 300, f"{nb_path.name} cell {i}: a {im.size} figure is too small to read"
+
+
+def test_outputs_show_no_machine_paths(nb_path, raw):
+    hits = [
+        f"code cell {i}"
+        for i, cell in enumerate(_code_cells(raw))
+        if any(p in _output_text(cell) for p in ("/work/", "/home/", "/root/", "/tmp/", "/Users/"))
+    ]
+    assert not hits, f"{nb_path.name}: outputs print paths of the machine that ran them: {hits}"
+
+
+def test_user_files_only_through_mmstn_data(nb_path, raw):
+    hits = [
+        f"code cell {i}"
+        for i, cell in enumerate(_code_cells(raw))
+        if "shared_data_dir" in _source(cell) or "../shared" in _source(cell)
+    ]
+    assert not hits, f"{nb_path.name}: reads the developers' reference folder (use mmstn.runtime.data_dir()): {hits}"
+
+
 def test_size_limit(nb_path):
     size = nb_path.stat().st_size
     assert size < MAX_BYTES, f"{nb_path.name}: {size / 1e6:.2f} MB >= {MAX_BYTES / 1e6:.0f} MB; shrink the figures"
