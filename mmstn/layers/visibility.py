@@ -314,6 +314,20 @@ def grid_normal_z(vertices: torch.Tensor, grid_size: int) -> torch.Tensor:
     return _scatter_cells(out, n1, both, both, n2).reshape(vertices.shape[0], g * g)
 
 
+def _grid_cell_normals(vertices: torch.Tensor, grid_size: int):
+    """G, B, the cell corners (TL, BL, TR, BR) and the unnormalised normals of the two triangles of every
+    cell, T1 = (TL, BL, TR) and T2 = (BR, TR, BL), each (B, G − 1, G − 1, 3)."""
+    check_tensor("vertices", vertices, 3, (3,))
+    g = int(grid_size)
+    b = vertices.shape[0]
+    if vertices.shape[1] != g * g:
+        raise ShapeError(f"vertices must hold G² = {g * g} points, got {vertices.shape[1]}")
+    tl, bl, tr, br = _cells(vertices.reshape(b, g, g, 3))
+    n1 = torch.linalg.cross(bl - tl, tr - tl, dim=-1)
+    n2 = torch.linalg.cross(tr - br, bl - br, dim=-1)
+    return g, b, (tl, bl, tr, br), n1, n2
+
+
 def grid_vertex_normals(vertices: torch.Tensor, grid_size: int, weighting: Weighting = "area") -> torch.Tensor:
     """Accumulated vertex normals of a grid model (canonical triangulation) without scatter/gather.
 
@@ -325,16 +339,8 @@ def grid_vertex_normals(vertices: torch.Tensor, grid_size: int, weighting: Weigh
     Returns:
         (B, N, 3), equal (to rounding) to ``vertex_normals(vertices, grid_triangles(G), weighting)``.
     """
-    check_tensor("vertices", vertices, 3, (3,))
     _check_options(weighting, "accumulate", (0, 1, 2))
-    g = int(grid_size)
-    b = vertices.shape[0]
-    if vertices.shape[1] != g * g:
-        raise ShapeError(f"vertices must hold G² = {g * g} points, got {vertices.shape[1]}")
-    p = vertices.reshape(b, g, g, 3)
-    tl, bl, tr, br = _cells(p)
-    n1 = torch.linalg.cross(bl - tl, tr - tl, dim=-1)  # T1 = (TL, BL, TR)
-    n2 = torch.linalg.cross(tr - br, bl - br, dim=-1)  # T2 = (BR, TR, BL)
+    g, b, (tl, bl, tr, br), n1, n2 = _grid_cell_normals(vertices, grid_size)
     out = vertices.new_zeros(b, g, g, 3)
     if weighting == "area":
         both = n1 + n2
@@ -374,16 +380,8 @@ def grid_last_write_normal_z(
         (B, G²): equal (to rounding) to ``vertex_normals(vertices, grid_triangles(G), weighting,
         "last_write")[..., 2]``.
     """
-    check_tensor("vertices", vertices, 3, (3,))
     _check_options(weighting, "last_write", (0, 1, 2))
-    g = int(grid_size)
-    b = vertices.shape[0]
-    if vertices.shape[1] != g * g:
-        raise ShapeError(f"vertices must hold G² = {g * g} points, got {vertices.shape[1]}")
-    p = vertices.reshape(b, g, g, 3)
-    tl, bl, tr, br = _cells(p)
-    n1 = torch.linalg.cross(bl - tl, tr - tl, dim=-1)  # T1 = (TL, BL, TR)
-    n2 = torch.linalg.cross(tr - br, bl - br, dim=-1)  # T2 = (BR, TR, BL)
+    g, b, (tl, bl, tr, br), n1, n2 = _grid_cell_normals(vertices, grid_size)
     if weighting == "area":
         c1 = (n1[..., 2],) * 3
         c2 = (n2[..., 2],) * 3
