@@ -85,7 +85,8 @@ def test_shipped_asset(shipped) -> None:
     mir = m.mirror.numpy()
     assert 5000 <= len(V) <= 10000
     assert ict.ASSET.stat().st_size < 5_000_000
-    assert ict.LICENCE_FILE.read_text().startswith("MIT License")
+    notice = ict.LICENCE_FILE.read_text()
+    assert "\nMIT License\n" in notice and "Copyright (c) 2020 USC Institute for Creative Technologies" in notice
     assert np.array_equal(V[mir] * [-1, 1, 1], V)
     for b in m.basis.numpy():
         mb = b[mir] * [-1, 1, 1]

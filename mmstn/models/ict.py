@@ -45,10 +45,10 @@ from .morphable import MorphableModel
 __all__ = ["ASSET", "build_ict_model", "ict_face_model", "read_facekit", "read_obj"]
 
 ASSET = Path(__file__).with_name("assets") / "ict_face.npz"
-LICENCE_FILE = Path(__file__).with_name("assets") / "ICT-FaceKit-LICENSE.txt"
+LICENCE_FILE = Path(__file__).with_name("assets") / "ICT-FaceKit-NOTICE.md"
 LICENCE = (
     "MIT (ICT FaceKit, Copyright (c) 2020 USC Institute for Creative Technologies; "
-    "see mmstn/models/assets/ICT-FaceKit-LICENSE.txt)"
+    "see mmstn/models/assets/ICT-FaceKit-NOTICE.md)"
 )
 #: the extract's face geometry is vertices 0..9408 of the neutral mesh
 FACE_VERTICES = 9409
