@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _train_configs import tiny_config
 
 from mmstn.data.errors import DatasetFolderError
 from mmstn.fitting import landmark_error
@@ -40,11 +41,7 @@ TERMS = ("landmark", "prior", "siamese", "symmetry")
 
 def tiny(**changes) -> TrainConfig:
     """A config that trains in a fraction of a second per step."""
-    base = {"grid_size": 32, "trunk_input": 32, "trunk_widths": (4, 8, 8, 16, 16), "batch_size": 4, "steps": 6,
-            "n_train": 4, "n_val": 4, "eval_interval": 0, "checkpoint_interval": 3, "progress": False,
-            "tensorboard": False, "warmup_steps": 0, "appearance_warmup_steps": 0, "lr": 3e-3}
-    base.update(changes)
-    return TrainConfig.recommended(**base)
+    return tiny_config(**changes)
 
 
 # ------------------------------------------------------------------------------------------ config

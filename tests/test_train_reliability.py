@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _train_configs import tiny_config
 
 from mmstn.train import (
     CheckpointError,
@@ -36,12 +37,8 @@ SHIPPED = Path(__file__).resolve().parents[1] / "mmstn" / "checkpoints" / "built
 
 
 def tiny(**changes) -> TrainConfig:
-    """A config that trains in a fraction of a second per step."""
-    base = {"grid_size": 32, "trunk_input": 32, "trunk_widths": (4, 8, 8, 16, 16), "batch_size": 4, "steps": 4,
-            "n_train": 4, "n_val": 4, "eval_interval": 0, "checkpoint_interval": 2, "progress": False,
-            "tensorboard": False, "warmup_steps": 0, "appearance_warmup_steps": 0, "lr": 3e-3}
-    base.update(changes)
-    return TrainConfig.recommended(**base)
+    """A config that trains in a fraction of a second per step (4 steps, a checkpoint every 2)."""
+    return tiny_config(**{"steps": 4, "checkpoint_interval": 2, **changes})
 
 
 def _losses(run: Path) -> np.ndarray:
