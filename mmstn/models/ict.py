@@ -18,8 +18,10 @@ This is the method's own model-preparation pipeline, run once on the FaceKit to 
 8. landmarks: iBUG-68 from the FaceKit's own Multi-PIE ids (nearest vertex of the symmetric mesh, the
    viewer's-right half set by the mirror map so the set is mirror-consistent); AFLW-21 from the iBUG points
    (brow corners/centres, eye corners, eye centres as the nearest vertex to the mean of the 6 eye points,
-   nose wings 32/36 and tip 31, mouth corners 49/55 and centre, chin 9). AFLW's two ear points are iBUG jaw
-   points 1 and 17, where the jawline meets the ear at tragus height — what AFLW annotators click;
+   nose wings 32/36 and tip 31, mouth corners 49/55 and centre, chin 9). AFLW's two ear points are the ear
+   lobes where they join the cheek (otobasion inferius): at the height of the nose base (iBUG 34), the most
+   lateral vertex less than ``EAR_DEPTH_MM`` behind the top of the jawline (iBUG 1 / 17), i.e. in front
+   of the ear's rim;
 9. texture: the FaceKit has no albedo. A principled stand-in: a mean skin tone (sRGB 0.78, 0.58, 0.48) with
    smooth tints (redder lips and cheeks, darker brows, dark eye/mouth fill), and four smooth symmetric colour
    modes with standard deviation ``TEXTURE_SD``: overall brightness, red–yellow balance, lip redness and a
@@ -58,6 +60,8 @@ EXPRESSION_WEIGHT_SD = 0.5
 TEXTURE_SD = 0.04
 N_IDENTITY = 30
 N_EXPRESSION = 10
+#: how far behind the top of the jawline (mm, -z) the ear-lobe landmark may lie; further back is the ear's rim
+EAR_DEPTH_MM = 20.0
 
 
 def read_obj(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -156,6 +160,14 @@ def _aflw_from_ibug(V: np.ndarray, ib: np.ndarray, mirror: np.ndarray) -> np.nda
         return int(np.argmin(np.linalg.norm(V - p, axis=1)))
 
     eye_l, eye_r = near(V[ib[36:42]].mean(0)), near(V[ib[42:48]].mean(0))
+
+    def ear_lobe(jaw_top: int) -> int:
+        side = np.sign(V[jaw_top, 0])
+        band = (np.abs(V[:, 1] - V[ib[33], 1]) < 3.0) & (np.sign(V[:, 0]) == side)
+        band &= V[:, 2] > V[jaw_top, 2] - EAR_DEPTH_MM
+        cand = np.flatnonzero(band)
+        return int(cand[np.argmax(np.abs(V[cand, 0]))])
+
     mouth = near(0.5 * (V[ib[51]] + V[ib[57]]))
     ids = [
         ib[17],
@@ -170,11 +182,11 @@ def _aflw_from_ibug(V: np.ndarray, ib: np.ndarray, mirror: np.ndarray) -> np.nda
         ib[42],
         eye_r,
         ib[45],
-        ib[0],
+        ear_lobe(ib[0]),
         ib[31],
         ib[30],
         ib[35],
-        ib[16],
+        ear_lobe(ib[16]),
         ib[48],
         mouth,
         ib[54],

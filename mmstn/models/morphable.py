@@ -390,7 +390,10 @@ class MorphableModel:
             )
         check_finite("alpha", alpha)
         d = alpha.shape[1]
-        flat = self.basis[:d].reshape(d, -1)
+        if d == 0:  # θ without shape components: the mean, batched
+            x = self.mean.expand(alpha.shape[0], -1, -1).clone()
+            return x[0] if squeeze else x
+        flat = self.basis[:d].reshape(d, self.n_vertices * 3)
         x = (alpha @ flat).view(alpha.shape[0], self.n_vertices, 3) + self.mean
         return x[0] if squeeze else x
 
