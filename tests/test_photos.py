@@ -18,7 +18,7 @@ import torch
 from mmstn.layers.grid import labels_to_pixels
 from mmstn.models.ict import ict_face_model
 from mmstn.photos.fit import fit_points
-from mmstn.photos.landmarker import FaceBox, crop_square, mediapipe_available
+from mmstn.photos.landmarker import crop_square, mediapipe_available
 from mmstn.render import pose_vertices, render_face
 from mmstn.transforms import euler_to_axis_angle_np
 
@@ -53,7 +53,7 @@ def _photo(model, yaw_deg: float, seed: int = 0):
     photo = np.full((300, 340, 3), 90, np.uint8)
     photo[20 : 20 + S, 60 : 60 + S] = img
     pts, _, _ = pose_vertices(model, th[None].to(model.dtype), scale_base="exp")
-    px = labels_to_pixels(pts[0].double(), S).numpy() + [60, 20]
+    px = labels_to_pixels(pts[0].double(), S).numpy() + np.array([60.0, 20.0])
     return photo, px[model.landmarks["ibug68"].numpy()], px[model.landmarks["aflw21"].numpy()]
 
 
@@ -168,8 +168,13 @@ def test_flatten_with_box_uses_the_box(model, flattener):
 @needs_mediapipe
 def test_flatten_rejects_bad_boxes(model, flattener):
     photo, _, _ = _photo(model, 0.0)
-    for box, msg in (([10, 10, 5, 50], "X1 > X0"), ([1, 2, 3], "4 numbers"), ([1e5, 1e5, 2e5, 2e5], "outside"),
-                     ([0, 0, float("nan"), 5], "finite"), ([10, 10, 12, 12], "too small")):
+    for box, msg in (
+        ([10, 10, 5, 50], "X1 > X0"),
+        ([1, 2, 3], "4 numbers"),
+        ([1e5, 1e5, 2e5, 2e5], "outside"),
+        ([0, 0, float("nan"), 5], "finite"),
+        ([10, 10, 12, 12], "too small"),
+    ):
         with pytest.raises(ValueError, match=msg):
             flattener.flatten_image(photo, box)
 
@@ -193,8 +198,18 @@ def test_cli_writes_every_output_and_names_unreadable_files(model, tmp_path, cap
     Image.fromarray(photo).save(tmp_path / "face.png")
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
     out = tmp_path / "out"
-    rc = main(["flatten", str(tmp_path / "broken.jpg"), str(tmp_path / "face.png"), "--out", str(out),
-               "--grid", "32", "--quiet"])
+    rc = main(
+        [
+            "flatten",
+            str(tmp_path / "broken.jpg"),
+            str(tmp_path / "face.png"),
+            "--out",
+            str(out),
+            "--grid",
+            "32",
+            "--quiet",
+        ]
+    )
     assert rc == 1
     err = capsys.readouterr().err
     assert "broken.jpg" in err and "cannot decode" in err
@@ -244,7 +259,7 @@ def test_read_labels_formats(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({"landmarks": {"ibug68": pts.tolist()}}))
     assert np.allclose(read_labels(tmp_path / "c.json")[0], pts)
     (tmp_path / "d.json").write_text(json.dumps(pts[:10].tolist()))
-    with pytest.raises(DataFormatError, match="d.json.*68 or 21"):
+    with pytest.raises(DataFormatError, match=r"d\.json.*68 or 21"):
         read_labels(tmp_path / "d.json")
     with pytest.raises(DataFormatError, match="unknown landmark format"):
         read_labels(tmp_path / "e.txt")
@@ -289,3 +304,22 @@ def test_authors_crops_inter_ocular_nme(flattener):
         f = fl.flatten_image(photo, [*gt.min(0), *gt.max(0)])[0]
         errs.append(np.linalg.norm(f.landmarks["aflw21"] - gt, axis=1).mean() / np.linalg.norm(gt[6] - gt[11]))
     assert len(errs) == 6 and float(np.mean(errs)) < 0.08, errs
+
+
+def test_fit_jacobian_matches_autograd(model):
+    """The hand-written Jacobian of the point fit against torch.autograd.functional.jacobian, float64."""
+    from mmstn.photos.fit import residual_jacobian, residuals
+
+    ids = torch.arange(0, model.n_vertices, 301)
+    mean = model.mean.double()[ids]
+    basis = model.basis.double()[:7, ids]
+    theta = torch.cat([torch.tensor([[0.3, -0.5, 0.2, 100.0, 90.0, 0.1]]), 0.5 * torch.randn(1, 7)], 1).double()
+    theta = torch.cat([theta, torch.tensor([[1e-9, 0.0, 0.0, 5.0, 5.0, -0.3, *([0.0] * 7)]]).double()])
+    target = torch.randn(2, len(ids), 2).double() * 50
+    sw = torch.rand(2, len(ids)).double()
+    ours = residual_jacobian(mean, basis, theta, sw)
+    for b in range(2):
+        auto = torch.autograd.functional.jacobian(
+            lambda th, b=b: residuals(mean, basis, th[None], target[b : b + 1], sw[b : b + 1])[0], theta[b]
+        )
+        assert torch.allclose(ours[b], auto, atol=1e-9, rtol=1e-7)

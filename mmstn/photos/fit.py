@@ -37,6 +37,42 @@ def _pose(mean: torch.Tensor, basis: torch.Tensor, theta: torch.Tensor) -> torch
     return rotated[..., :2] * torch.exp(theta[:, 5:6])[:, :, None] + theta[:, None, 3:5]
 
 
+def residuals(
+    mean: torch.Tensor, basis: torch.Tensor, theta: torch.Tensor, target: torch.Tensor, sqrt_w: torch.Tensor
+) -> torch.Tensor:
+    """The least-squares residuals (N, 2K + D): √w_k (x_k(θ) − target_k) for each point (x, y), then α."""
+    e = (_pose(mean, basis, theta) - target) * sqrt_w[..., None]
+    return torch.cat([e.flatten(1), theta[:, 6:]], 1)
+
+
+def residual_jacobian(
+    mean: torch.Tensor, basis: torch.Tensor, theta: torch.Tensor, sqrt_w: torch.Tensor
+) -> torch.Tensor:
+    """∂ :func:`residuals` / ∂θ, (N, 2K + D, 6 + D), written out (checked against autograd in the tests).
+
+    With X = μ + Bα, x = s·(R X)_xy + t and s = exp(logs): ∂x/∂r_i = s·(∂R/∂r_i X)_xy (Gallego–Yezzi),
+    ∂x/∂t = I₂, ∂x/∂logs = s·(R X)_xy, ∂x/∂α_d = s·(R B_d)_xy; the prior rows are the identity on α.
+    """
+    from mmstn.layers.rotation import rodrigues_jacobian
+
+    n, k, d = theta.shape[0], mean.shape[0], basis.shape[0]
+    R = rodrigues(theta[:, :3], "autograd")
+    dR = rodrigues_jacobian(theta[:, :3], R)  # (N, 3, 3, 3): dR[:, i] = ∂R/∂r_i
+    s = torch.exp(theta[:, 5])[:, None, None]
+    X = mean + torch.einsum("nd,dkc->nkc", theta[:, 6 : 6 + d], basis)  # (N, K, 3)
+    J = theta.new_zeros(n, k, 2, 6 + d)
+    J[..., :3] = s[..., None] * torch.einsum("nirc,nkc->nkri", dR[:, :, :2], X)
+    J[:, :, 0, 3] = 1.0
+    J[:, :, 1, 4] = 1.0
+    J[..., 5] = s * (X @ R.transpose(1, 2))[..., :2]
+    if d:
+        J[..., 6:] = s[..., None] * torch.einsum("nrc,dkc->nkrd", R[:, :2], basis)
+    J = J * sqrt_w[..., None, None]
+    prior = theta.new_zeros(n, d, 6 + d)
+    prior[:, :, 6:] = torch.eye(d, dtype=theta.dtype)
+    return torch.cat([J.reshape(n, 2 * k, 6 + d), prior], 1)
+
+
 def fit_points(
     model: MorphableModel,
     points: torch.Tensor,
@@ -114,26 +150,26 @@ def fit_points(
     theta[:, 3:5] = centre - s[:, None] * xc
     sw = wn_j.sqrt() / sigma_px
 
-    def residual(th: torch.Tensor, tgt: torch.Tensor, sqw: torch.Tensor) -> torch.Tensor:
-        e = (_pose(mean, basis, th[None])[0] - tgt) * sqw[:, None]
-        return torch.cat([e.reshape(-1), th[6:]])
+    def res(th: torch.Tensor) -> torch.Tensor:
+        return residuals(mean, basis, th, target_j, sw)
 
-    jac = torch.func.vmap(torch.func.jacfwd(residual), in_dims=(0, 0, 0))
-    res = torch.func.vmap(residual, in_dims=(0, 0, 0))
+    def jac(th: torch.Tensor) -> torch.Tensor:
+        return residual_jacobian(mean, basis, th, sw)
+
     # Levenberg–Marquardt, batched: every face and start takes its own damped Gauss–Newton steps
     lam = torch.full((J * B,), 1e-3, dtype=torch.float64)
-    r = res(theta, target_j, sw)
+    r = res(theta)
     cost = (r**2).sum(1)
     eye = torch.eye(6 + d, dtype=torch.float64)
     for _ in range(iterations):
-        Jm = jac(theta, target_j, sw)
+        Jm = jac(theta)
         JtJ = Jm.transpose(1, 2) @ Jm
         g = (Jm.transpose(1, 2) @ r[..., None])[..., 0]
         diag = torch.diagonal(JtJ, dim1=1, dim2=2).clamp(min=1e-9)
         A = JtJ + lam[:, None, None] * torch.diag_embed(diag) + 1e-12 * eye
         step = torch.linalg.solve(A, -g)
         cand = theta + step
-        r_new = res(cand, target_j, sw)
+        r_new = res(cand)
         cost_new = (r_new**2).sum(1)
         ok = cost_new < cost
         theta = torch.where(ok[:, None], cand, theta)

@@ -39,7 +39,7 @@ from mmstn.data.errors import DataFormatError
 from mmstn.layers.grid import labels_to_pixels
 from mmstn.models.morphable import MorphableModel
 
-from .landmarker import FaceBox, MediaPipeFaces, crop_square
+from .landmarker import MESH_CONTEXT, FaceBox, MediaPipeFaces, crop_square
 
 __all__ = [
     "CROP_FACTOR",
@@ -155,6 +155,7 @@ class Flattener:
         refine: bool = False,
         largest: bool = False,
         n_components: int | None = None,
+        correction: bool = True,
     ) -> None:
         from mmstn.photos.correspondence import correspondence_for
         from mmstn.stn import STN3DMM, STNConfig
@@ -179,6 +180,12 @@ class Flattener:
         self._vertex = torch.from_numpy(c.vertex[use])
         self._weight = torch.from_numpy(c.weight[use])
         self._use = use
+        self._all_vertex = c.vertex
+        self.correction = None
+        if correction:
+            from mmstn.photos.correction import load_correction
+
+            self.correction = load_correction(self.model)
         self._lm_sets = dict(self.model.landmarks.items())
 
     # -- one photo ---------------------------------------------------------------------------------
@@ -199,7 +206,10 @@ class Flattener:
         """
         import time
 
+        given = box is not None
         boxes = self.boxes(image, box)
+        if not boxes:
+            boxes = self._mesh_boxes(image)
         if not boxes:
             raise NoFaceFound(
                 f"{name}: no face found. Pass the face's box (--box X0 Y0 X1 Y1, the box of its 68 landmarks "
@@ -209,9 +219,22 @@ class Flattener:
         for k, b in enumerate(boxes):
             t0 = time.perf_counter()
             face = self._one(image, b, name, k)
+            lm = face.landmarks.get("ibug68")
+            if not given and face.method == "face_mesh" and lm is not None and np.isfinite(lm).all():
+                # a detector's box is not the landmark box: crop again around the fitted 68 points, as --box does
+                face = self._one(image, FaceBox(*lm.min(0), *lm.max(0), score=b.score), name, k)
             face.seconds = time.perf_counter() - t0
             out.append(face)
         return out
+
+    def _mesh_boxes(self, image: np.ndarray) -> list[FaceBox]:
+        """When the detector finds nothing: the face mesh's own search over the whole photo (one face)."""
+        h, w = image.shape[:2]
+        side = min(h, w) / MESH_CONTEXT
+        pts = self.faces.mesh(image, FaceBox(w / 2 - side / 2, h / 2 - side / 2, w / 2 + side / 2, h / 2 + side / 2))
+        if pts is None:
+            return []
+        return [FaceBox(*pts.min(0), *pts.max(0), score=0.0)]
 
     def _one(self, image: np.ndarray, box: FaceBox, name: str, index: int) -> FlatFace:
         from mmstn.data.images import hwc_uint8_to_chw_float
@@ -223,8 +246,12 @@ class Flattener:
         crop, k, o = crop_square(image, box.centre, CROP_FACTOR * box.size, S)
         points = self.faces.mesh(image, box)
         if points is not None:
-            p = k * (points[self._use] - o)
-            theta = fit_points(self.model, torch.from_numpy(p), self._vertex, self._weight, image_size=S)[0]
+            p = torch.from_numpy(k * (points[self._use] - o))
+            if self.correction is not None:
+                from mmstn.photos.correction import apply_correction
+
+                p = apply_correction(self.correction, p)
+            theta = fit_points(self.model, p, self._vertex, self._weight, image_size=S)[0]
             method = "face_mesh"
         else:
             theta = self._box_theta(box, k, o)

@@ -13,8 +13,12 @@ Coordinates: 0-based photo pixels, x = column to the right, y = row downwards; i
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import sys
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -51,7 +55,9 @@ def _require() -> object:
             f"pip install 'mmstn[photos]'  (or: pip install {EXTRA})"
         )
     os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging is chatty on stderr
-    import mediapipe as mp
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import mediapipe as mp
 
     if not hasattr(mp, "solutions"):
         raise ImportError(f"this mediapipe ({mp.__version__}) has no bundled face models; pip install {EXTRA}")
@@ -124,16 +130,44 @@ def crop_square(
     return out, k, o
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence MediaPipe: its C++ side writes start-up notes straight to file descriptor 2, and its protobuf
+    bindings warn about a deprecated call; neither is the user's business."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            fd = sys.stderr.fileno()
+        except (AttributeError, OSError, ValueError):  # e.g. a notebook's stderr has no descriptor
+            fd = 2
+        try:
+            saved = os.dup(fd)
+        except OSError:
+            yield
+            return
+        sys.stderr.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            os.close(devnull)
+
+
 @lru_cache(maxsize=1)
 def _mesh():
     mp = _require()
-    return mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False)
+    with _quiet():
+        return mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False)
 
 
 @lru_cache(maxsize=1)
 def _detector():
     mp = _require()
-    return mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+    with _quiet():
+        return mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
 
 
 class MediaPipeFaces:
@@ -159,7 +193,8 @@ class MediaPipeFaces:
         """
         _check_image(image)
         h, w = image.shape[:2]
-        res = _detector().process(np.ascontiguousarray(image))
+        with _quiet():
+            res = _detector().process(np.ascontiguousarray(image))
         boxes: list[FaceBox] = []
         for det in res.detections or []:
             score = float(det.score[0]) if det.score else 0.0
@@ -177,7 +212,8 @@ class MediaPipeFaces:
         _check_image(image)
         side = MESH_CONTEXT * box.size
         crop, k, o = crop_square(image, box.centre, side, MESH_INPUT)
-        res = _mesh().process(np.ascontiguousarray(crop))
+        with _quiet():
+            res = _mesh().process(np.ascontiguousarray(crop))
         if not res.multi_face_landmarks:
             return None
         lm = res.multi_face_landmarks[0].landmark

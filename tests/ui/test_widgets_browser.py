@@ -33,6 +33,7 @@ ARTIFACTS_DIR = REPO_ROOT / "build" / "ui-screenshots"  # same folder as tests/u
 
 #: Notebooks (file names in notebooks/) whose first slider redraws a figure. The lead extends this list.
 WIDGET_NOTEBOOKS = [
+    "00_quickstart.ipynb",
     "01_morphable_model.ipynb",
     "02_tutte_embedding.ipynb",
     "04_sampler_and_visibility.ipynb",
