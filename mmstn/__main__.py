@@ -13,7 +13,12 @@ def _flatten(args: argparse.Namespace) -> int:
     from mmstn.photos.flatten import Flattener, flatten
 
     t0 = time.perf_counter()
-    fl = Flattener(grid=args.grid, refine=args.refine, largest=args.largest)
+    model = None
+    if args.model is not None:
+        from mmstn.models.registry import load_model
+
+        model = load_model(args.model)
+    fl = Flattener(model, grid=args.grid, refine=args.refine, largest=args.largest)
     faces, errors = flatten(args.photos, args.out, box=args.box, flattener=fl, progress=not args.quiet)
     dt = time.perf_counter() - t0
     for path, msg in errors.items():
@@ -57,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     f.add_argument("--grid", type=int, default=112, metavar="G", help="flattened face size G (default 112)")
     f.add_argument("--largest", action="store_true", help="only the largest face of each photo")
+    f.add_argument(
+        "--model",
+        default=None,
+        help="a face model name or file for mmstn.models.load_model (default: the shipped ICT FaceKit face); "
+        "its face-mesh correspondence is measured on first use and cached",
+    )
     f.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     f.set_defaults(run=_flatten)
     e = sub.add_parser("evaluate", help="landmark NME on a folder of labelled photos (standard protocol)")

@@ -323,3 +323,50 @@ def test_fit_jacobian_matches_autograd(model):
             lambda th, b=b: residuals(mean, basis, th[None], target[b : b + 1], sw[b : b + 1])[0], theta[b]
         )
         assert torch.allclose(ours[b], auto, atol=1e-9, rtol=1e-7)
+
+
+@needs_mediapipe
+def test_refine_runs_the_paper_losses_from_the_fit(model):
+    from mmstn.photos.flatten import Flattener
+
+    photo, true68, _ = _photo(model, 10.0, seed=5)
+    box = [*true68.min(0), *true68.max(0)]
+    plain = Flattener(grid=32).flatten_image(photo, box)[0]
+    refined = Flattener(grid=32, refine=True).flatten_image(photo, box)[0]
+    assert np.isfinite(refined.theta).all() and not np.allclose(refined.theta, plain.theta)
+    side = math.sqrt(np.prod(true68.max(0) - true68.min(0)))
+    assert np.linalg.norm(refined.landmarks["ibug68"] - true68, axis=1).mean() / side < 0.08
+
+
+@needs_mediapipe
+@pytest.mark.slow
+def test_cli_flattens_with_another_model(model, tmp_path, monkeypatch):
+    """--model FILE: a model flatten has never seen gets its face-mesh correspondence measured and cached."""
+    from PIL import Image
+
+    from mmstn.__main__ import main
+
+    monkeypatch.setenv("MMSTN_CACHE", str(tmp_path / "cache"))
+    other = model.subset(10, 3)
+    other.save(tmp_path / "other.npz")
+    photo, true68, _ = _photo(model, -15.0, seed=6)
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    rc = main(
+        [
+            "flatten",
+            str(tmp_path / "p.png"),
+            "--out",
+            str(tmp_path / "out"),
+            "--grid",
+            "32",
+            "--quiet",
+            "--model",
+            str(tmp_path / "other.npz"),
+        ]
+    )
+    assert rc == 0
+    assert len(list((tmp_path / "cache").glob("mediapipe468_*.npz"))) == 1
+    rec = json.loads((tmp_path / "out" / "p.json").read_text())
+    assert len(rec["theta"]["values"]) == 6 + 13
+    side = math.sqrt(np.prod(true68.max(0) - true68.min(0)))
+    assert np.linalg.norm(np.array(rec["landmarks"]["ibug68"]) - true68, axis=1).mean() / side < 0.06

@@ -175,9 +175,12 @@ class EvaluationReport:
 
 
 def evaluate_folder(
-    folder: str | Path, flattener=None, *, refine: bool = False, progress: bool = False
+    folder: str | Path, flattener=None, *, refine: bool = False, progress: bool = False, limit: int | None = None
 ) -> EvaluationReport:
-    """Score the flatten pipeline and the two baselines on every labelled photo in ``folder``."""
+    """Score the flatten pipeline and the two baselines on every labelled photo in ``folder``.
+
+    ``limit``: score only the first ``limit`` photos (sorted by path), e.g. for a quick look.
+    """
     from mmstn.layers.grid import labels_to_pixels
     from mmstn.photos.fit import fit_points
     from mmstn.photos.flatten import IMAGE_SIZE, Flattener, _read_photo
@@ -187,6 +190,8 @@ def evaluate_folder(
 
     fl = flattener or Flattener(refine=refine)
     faces = find_labelled(folder)
+    if limit is not None:
+        faces = faces[: max(1, int(limit))]
     rows = []
     it = faces
     if progress:

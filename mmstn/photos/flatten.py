@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -155,7 +156,6 @@ class Flattener:
         refine: bool = False,
         largest: bool = False,
         n_components: int | None = None,
-        correction: bool = True,
     ) -> None:
         from mmstn.photos.correspondence import correspondence_for
         from mmstn.stn import STN3DMM, STNConfig
@@ -180,12 +180,6 @@ class Flattener:
         self._vertex = torch.from_numpy(c.vertex[use])
         self._weight = torch.from_numpy(c.weight[use])
         self._use = use
-        self._all_vertex = c.vertex
-        self.correction = None
-        if correction:
-            from mmstn.photos.correction import load_correction
-
-            self.correction = load_correction(self.model)
         self._lm_sets = dict(self.model.landmarks.items())
 
     # -- one photo ---------------------------------------------------------------------------------
@@ -247,10 +241,6 @@ class Flattener:
         points = self.faces.mesh(image, box)
         if points is not None:
             p = torch.from_numpy(k * (points[self._use] - o))
-            if self.correction is not None:
-                from mmstn.photos.correction import apply_correction
-
-                p = apply_correction(self.correction, p)
             theta = fit_points(self.model, p, self._vertex, self._weight, image_size=S)[0]
             method = "face_mesh"
         else:
@@ -324,18 +314,20 @@ class Flattener:
         img_d = img.to(self.grid_model.dtype)
         n_lm = int(self.stn.generator.landmark_indices.numel())
         labels = torch.zeros(1, n_lm, 2, dtype=img_d.dtype)
-        res = fit(
-            self.stn,
-            img_d,
-            labels,
-            torch.zeros(1, n_lm, dtype=img_d.dtype),
-            theta0=theta[None].to(img_d.dtype),
-            n_iter=REFINE_STEPS,
-            lr=0.01,
-            weights=weights,
-            method="adam",
-            mirrored_images=img_d.flip(-1),
-        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*no visible landmark")  # by design: no landmarks here
+            res = fit(
+                self.stn,
+                img_d,
+                labels,
+                torch.zeros(1, n_lm, dtype=img_d.dtype),
+                theta0=theta[None].to(img_d.dtype),
+                n_iter=REFINE_STEPS,
+                lr=0.01,
+                weights=weights,
+                method="adam",
+                mirrored_images=img_d.flip(-1),
+            )
         return res.theta[0].detach().double()
 
 
