@@ -20,7 +20,7 @@ import numpy as np
 from mmstn.errors import ModelFileError, check_file, check_finite_field
 from mmstn.models.matfile import read_mat_variables
 
-__all__ = ["BFM_UV_VERTICES", "load_bfm_uv", "read_anl", "uv_mirror_map"]
+__all__ = ["BFM_UV_VERTICES", "load_bfm_uv", "read_anl", "uv_mirror_map", "write_bfm_uv"]
 
 #: Number of vertices of the BFM 2009 mesh that ``BFM_UV.mat`` indexes.
 BFM_UV_VERTICES = 53490
@@ -90,6 +90,28 @@ def load_bfm_uv(path: str | Path, *, n_vertices: int | None = BFM_UV_VERTICES) -
     if not np.all(np.isfinite(uv)) or uv.min() < 0.0 or uv.max() > 1.0:
         raise ModelFileError(path, "UV values must be finite and lie in [0, 1]")
     return uv
+
+
+def write_bfm_uv(path: str | Path, uv: np.ndarray) -> Path:
+    """Write per-vertex UVs as the authors' ``BFM_UV.mat`` (MATLAB v5, variable ``UV``, float64 N×2 in [0, 1]).
+
+    The same convention :func:`load_bfm_uv` reads: u grows with model x, v with model y. Any mesh may be
+    written, not only the BFM's 53490 vertices; read it back with ``load_bfm_uv(path, n_vertices=None)``.
+
+    Raises:
+        ValueError: ``uv`` is not a finite N×2 array in [0, 1] (the message says which).
+    """
+    from scipy.io import savemat
+
+    uv = np.asarray(uv, dtype=np.float64)
+    if uv.ndim != 2 or uv.shape[1] != 2 or len(uv) == 0:
+        raise ValueError(f"uv must be an N×2 array, got shape {uv.shape}")
+    if not np.isfinite(uv).all() or uv.min() < 0.0 or uv.max() > 1.0:
+        raise ValueError("uv must be finite and lie in [0, 1] (the unit square of the flattening)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    savemat(path, {"UV": uv}, do_compression=True, oned_as="column")
+    return path
 
 
 def uv_mirror_map(uv: np.ndarray, tol: float = 1e-6) -> np.ndarray:
