@@ -370,3 +370,32 @@ def test_cli_flattens_with_another_model(model, tmp_path, monkeypatch):
     assert len(rec["theta"]["values"]) == 6 + 13
     side = math.sqrt(np.prod(true68.max(0) - true68.min(0)))
     assert np.linalg.norm(np.array(rec["landmarks"]["ibug68"]) - true68, axis=1).mean() / side < 0.06
+
+
+@pytest.mark.shared_data
+@needs_mediapipe
+def test_flatten_with_the_surrey_model(model, tmp_path, monkeypatch):
+    """A second model brought in by its loader: the Surrey Face Model (its iBUG-68 map leaves points undefined)."""
+    sfm = SHARED / "sfm_3448"
+    if not (sfm / "sfm_shape_3448.bin").is_file():
+        pytest.skip(f"needs the Surrey Face Model at {sfm}")
+    from mmstn.models.surrey import load_surrey
+    from mmstn.photos.flatten import Flattener, write_outputs
+
+    monkeypatch.setenv("MMSTN_CACHE", str(tmp_path / "cache"))
+    surrey = load_surrey(
+        sfm / "sfm_shape_3448.bin",
+        sfm / "expression_blendshapes_3448.bin",
+        sfm / "ibug_to_sfm.txt",
+        sfm / "sfm_reference_symmetry.txt",
+    )
+    photo, true68, _ = _photo(model, 20.0, seed=7)
+    f = Flattener(surrey, grid=32).flatten_image(photo, [*true68.min(0), *true68.max(0)])[0]
+    lm = f.landmarks["ibug68"]
+    ok = np.isfinite(lm).all(1)
+    assert 0 < ok.sum() < 68  # the undefined points stay undefined
+    side = math.sqrt(np.prod(true68.max(0) - true68.min(0)))
+    assert np.linalg.norm(lm[ok] - true68[ok], axis=1).mean() / side < 0.08
+    write_outputs(f, photo, tmp_path / "out", "s")
+    rec = json.loads((tmp_path / "out" / "s.json").read_text())  # strict JSON: undefined points are null
+    assert sum(p is None for p in rec["landmarks"]["ibug68"]) == int((~ok).sum())

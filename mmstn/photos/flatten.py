@@ -29,7 +29,7 @@ import math
 import sys
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -112,7 +112,11 @@ class FlatFace:
                     "rule": "crop pixel = scale * (photo pixel - offset), 0-based pixel centres",
                 },
             },
-            "landmarks": {k: np.round(v, 3).tolist() for k, v in self.landmarks.items()},
+            # a landmark the model does not define is null (JSON has no NaN)
+            "landmarks": {
+                k: [None if not np.isfinite(p).all() else [round(float(p[0]), 3), round(float(p[1]), 3)] for p in v]
+                for k, v in self.landmarks.items()
+            },
             "visible": {k: [bool(b) for b in v] for k, v in self.visible.items()},
             "frame": "photo pixels as stored in the file, 0-based, x right, y down",
         }
@@ -171,7 +175,9 @@ class Flattener:
         _MODELS[key] = self.model
         self.grid_model = _grid_model(key, grid)
         self.G = grid
-        self.stn = STN3DMM(self.grid_model, STNConfig.paper(grid_size=grid, image_size=(IMAGE_SIZE, IMAGE_SIZE)))
+        # landmarks come from the mesh model's own vertices (exact, any markup), not from the grid
+        config = replace(STNConfig.paper(grid_size=grid, image_size=(IMAGE_SIZE, IMAGE_SIZE)), landmark_set=None)
+        self.stn = STN3DMM(self.grid_model, config)
         self.refine = bool(refine)
         self.largest = bool(largest)
         self.faces = MediaPipeFaces()
