@@ -136,23 +136,22 @@ def _quiet() -> Iterator[None]:
     bindings warn about a deprecated call; neither is the user's business."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        try:
-            fd = sys.stderr.fileno()
-        except (AttributeError, OSError, ValueError):  # e.g. a notebook's stderr has no descriptor
-            fd = 2
-        try:
-            saved = os.dup(fd)
-        except OSError:
-            yield
-            return
+        fds = {2}
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            fds.add(sys.stderr.fileno())  # in Jupyter this is the terminal; descriptor 2 is the kernel's pipe
         sys.stderr.flush()
+        saved = {}
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:
-            os.dup2(devnull, fd)
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    saved[fd] = os.dup(fd)
+                    os.dup2(devnull, fd)
             yield
         finally:
-            os.dup2(saved, fd)
-            os.close(saved)
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
             os.close(devnull)
 
 
