@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,13 +19,14 @@ from mmstn.models.ict import ict_face_model
 from mmstn.photos.fit import fit_points
 from mmstn.photos.landmarker import crop_square, mediapipe_available
 from mmstn.render import pose_vertices, render_face
+from mmstn.runtime import shared_data_dir
 from mmstn.transforms import euler_to_axis_angle_np
 
 needs_mediapipe = pytest.mark.skipif(
     not mediapipe_available(), reason="needs the photos extra: pip install 'mmstn[photos]'"
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = shared_data_dir()
 
 
 @pytest.fixture(scope="module")
@@ -399,3 +399,25 @@ def test_flatten_with_the_surrey_model(model, tmp_path, monkeypatch):
     write_outputs(f, photo, tmp_path / "out", "s")
     rec = json.loads((tmp_path / "out" / "s.json").read_text())  # strict JSON: undefined points are null
     assert sum(p is None for p in rec["landmarks"]["ibug68"]) == int((~ok).sum())
+
+
+def test_flatten_rejects_an_output_path_that_is_a_file(tmp_path):
+    from mmstn.photos.flatten import flatten
+
+    (tmp_path / "out").write_text("x")
+    with pytest.raises(ValueError, match="not a folder"):
+        flatten([tmp_path / "p.png"], tmp_path / "out")
+
+
+@needs_mediapipe
+def test_evaluate_skips_unusable_labels_and_says_when_nothing_is_left(model, flattener, tmp_path):
+    from PIL import Image
+
+    from mmstn.data.errors import DataFormatError
+    from mmstn.photos.evaluate import evaluate_folder
+
+    photo, _, _ = _photo(model, 0.0)
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    (tmp_path / "p.json").write_text(json.dumps([[None, None]] * 68))
+    with pytest.warns(UserWarning, match="fewer than 3"), pytest.raises(DataFormatError, match="no face with usable"):
+        evaluate_folder(tmp_path, flattener)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,6 +203,11 @@ def evaluate_folder(
         photo = _read_photo(face.image)
         gt = face.points
         ok = np.isfinite(gt).all(1)
+        if ok.sum() < 3 or np.ptp(gt[ok], axis=0).min() <= 0:
+            warnings.warn(
+                f"{face.source}: fewer than 3 labelled points or a degenerate box; face skipped", stacklevel=2
+            )
+            continue
         box = FaceBox(*gt[ok].min(0), *gt[ok].max(0))
         ids = fl.model.landmarks[face.markup]
         res = fl.flatten_image(photo, box, name=str(face.image))[0]
@@ -225,6 +231,8 @@ def evaluate_folder(
         for name, p in preds.items():
             row[f"nme_{name}"], row[f"px_{name}"] = _nme(p, gt)
         rows.append(row)
+    if not rows:
+        raise DataFormatError(Path(folder), "no face with usable labels (at least 3 points spanning a box)")
     summary = {}
     for name in ("mmstn", "frontal", "fit"):
         per_bin = [[r[f"nme_{name}"] for r in rows if r["bin"] == b] for b in range(len(YAW_BINS))]

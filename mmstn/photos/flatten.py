@@ -474,6 +474,8 @@ def flatten(
         (faces, errors): the flattened faces, and ``{photo: message}`` for photos that could not be read or
         had no face (the others are still processed).
     """
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder; name a folder for the outputs")
     fl = flattener or Flattener(model, grid=grid, refine=refine, largest=largest)
     photos = [Path(p) for p in photos]
     faces: list[FlatFace] = []
