@@ -10,13 +10,15 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+local"
 
-from mmstn.models import MorphableModel, builtin_model, load_model
+from mmstn.models import MorphableModel, builtin_model, ict_face_model, load_model
+from mmstn.photos import Flattener, evaluate_folder, flatten
 from mmstn.stn import STN3DMM, GridGenerator, STNConfig
 from mmstn.theta import Theta, ThetaConvention
 from mmstn.uv import builtin_grid_model, make_grid_model
 
 __all__ = [
     "STN3DMM",
+    "Flattener",
     "GridGenerator",
     "MorphableModel",
     "STNConfig",
@@ -25,6 +27,9 @@ __all__ = [
     "__version__",
     "builtin_grid_model",
     "builtin_model",
+    "evaluate_folder",
+    "flatten",
+    "ict_face_model",
     "load_model",
     "make_grid_model",
 ]
