@@ -251,6 +251,8 @@ def test_cli_rejects_a_misspelt_recipe_and_lists_the_valid_ones(tmp_path, capsys
 def test_an_interrupt_between_steps_loses_no_step(tmp_path, how) -> None:
     cfg = tiny(steps=5, checkpoint_interval=100)  # no periodic checkpoint before the interrupt
     train(cfg, tmp_path / "a")
+    # the handlers before the run (a background shell starts Python with SIGINT ignored, not default)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
 
     def stop(step, row):
         if step == 3:
@@ -263,6 +265,6 @@ def test_an_interrupt_between_steps_loses_no_step(tmp_path, how) -> None:
     assert load_training_checkpoint(tmp_path / "b" / "checkpoint.pt", cfg)["step"] == 3
     assert len(read_metrics(tmp_path / "b" / "metrics.csv")) == 3
     assert not (tmp_path / "b" / "run.lock").exists() and not list((tmp_path / "b").glob("*.tmp"))
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # handlers restored
     train(cfg, tmp_path / "b")
     np.testing.assert_allclose(_losses(tmp_path / "b"), _losses(tmp_path / "a"), rtol=1e-6, atol=1e-6)
