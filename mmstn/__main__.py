@@ -17,7 +17,7 @@ def _flatten(args: argparse.Namespace) -> int:
     if args.model is not None:
         from mmstn.models.registry import load_model
 
-        model = load_model(args.model)
+        model = load_model(args.model, verbose=not args.quiet)
     fl = Flattener(model, grid=args.grid, refine=args.refine, largest=args.largest)
     faces, errors = flatten(args.photos, args.out, box=args.box, flattener=fl, progress=not args.quiet)
     dt = time.perf_counter() - t0

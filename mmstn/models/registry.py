@@ -144,12 +144,19 @@ def _load_builtin(root: Path) -> MorphableModel:
     return builtin_model(seed=0)
 
 
+def _load_ict(root: Path) -> MorphableModel:
+    from mmstn.models.ict import ict_face_model
+
+    return ict_face_model()
+
+
 _LOADERS: dict[str, Callable[[Path], MorphableModel]] = {
     "paper": _load_paper,
     "bfm2009": _load_bfm2009,
     "bfm2017": _load_bfm2017,
     "surrey": _load_surrey,
     "builtin": _load_builtin,
+    "ict": _load_ict,  # shipped, always there; not in the automatic choice, which keeps the paper's order
 }
 
 
@@ -254,7 +261,7 @@ def load_model(name_or_path: str | Path | None = None, *, verbose: bool = True) 
         if path.is_dir():
             raise ModelFileError(path, "is a directory, not a model file", "Pass the model file inside it")
         if not path.is_file():
-            raise ModelFileError(path, f"no such file, and not a model name (known names: {', '.join(MODEL_NAMES)})")
+            raise ModelFileError(path, f"no such file, and not a model name (known names: {', '.join(_LOADERS)})")
         check_file(path, "model file")
         model = _load_file(path)
     if verbose:

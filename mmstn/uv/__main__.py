@@ -28,18 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     from mmstn.models.authors import write_bfm_uv
     from mmstn.uv.embedding import symmetric_tutte
 
-    if args.model == "ict":
-        from mmstn.models.ict import ict_face_model
+    from mmstn.models.registry import load_model
 
-        model = ict_face_model()
-    else:
-        from mmstn.models.registry import load_model
-
-        try:
-            model = load_model(args.model, verbose=False)
-        except (OSError, ValueError, KeyError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+    try:
+        model = load_model(args.model, verbose=False)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if model.mirror is None:
         from dataclasses import replace
 
