@@ -26,9 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     from mmstn.models.authors import write_bfm_uv
-    from mmstn.uv.embedding import symmetric_tutte
-
     from mmstn.models.registry import load_model
+    from mmstn.uv.embedding import symmetric_tutte
 
     try:
         model = load_model(args.model, verbose=False)
