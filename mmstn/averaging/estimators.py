@@ -1,0 +1,202 @@
+"""θ estimators for averaging: ``(images (B, 3, H, W), landmarks (B, 21, 2) | None, vis (B, 21) | None) → θ``.
+
+Fitting to landmarks, a trained localiser, the shipped localiser when there is one, and a fixed frontal θ
+(the no-alignment baseline).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from mmstn.averaging._types import Estimator
+from mmstn.layers.scale import scale_rate
+from mmstn.stn import STN3DMM
+from mmstn.theta import Theta, ThetaConvention
+
+
+def _need_landmarks(landmarks: torch.Tensor | None, name: str) -> torch.Tensor:
+    if landmarks is None:
+        raise ValueError(f"{name} needs landmarks (B, 21, 2); this source has none: use a landmarks JSON, the "
+                         "detector (mmstn.detect) or a localiser")
+    return landmarks
+
+
+def fitting_estimator(stn: STN3DMM, n_iter: int = 60, method: Literal["lbfgs", "adam", "authors"] = "lbfgs",
+                      batch_size: int = 64) -> Estimator:
+    """Estimator that fits θ to each image's landmarks (:func:`mmstn.fitting.fit`, landmark and prior terms).
+
+    The fit never looks at the pixels, so it is as good as the landmarks are. θ does not depend on the grid
+    size: fit with a G = 112 STN and flatten with any other STN of the same model and scale base.
+
+    Args:
+        stn: the STN whose grid model and scale base define θ.
+        n_iter: L-BFGS evaluations per batch (a third on the pose alone).
+        method: :func:`~mmstn.fitting.fit`'s optimiser.
+        batch_size: images fitted together (the objectives are independent; one L-BFGS run per batch).
+
+    Returns:
+        ``estimate(images (B, 3, H, W), landmarks (B, 21, 2), vis (B, 21) | None) → θ (B, 6 + D)``.
+    """
+    from mmstn.fitting import fit
+
+    def estimate(images: torch.Tensor, landmarks: torch.Tensor | None, vis: torch.Tensor | None) -> torch.Tensor:
+        lm = _need_landmarks(landmarks, "fitting_estimator")
+        out = []
+        for a in range(0, images.shape[0], batch_size):
+            b = a + batch_size
+            w = None if vis is None else vis[a:b]
+            out.append(fit(stn, images[a:b], lm[a:b], w, n_iter=n_iter, method=method).theta)
+        return torch.cat(out).float()
+
+    estimate.description = f"per-image fitting to the landmarks ({method}, {n_iter} iterations)"  # type: ignore[attr-defined]
+    return estimate
+
+
+def localiser_estimator(localiser: nn.Module, *, logs_factor: float = 1.0, batch_size: int = 32,
+                        device: torch.device | str | None = None) -> Estimator:
+    """Estimator from any network image (B, 3, H, W) in [0, 1] → θ (B, 6 + D) (the trained localiser).
+
+    Args:
+        localiser: the network (put in eval mode; run without gradients).
+        logs_factor: multiplies θ's log-scale column, to move θ between scale bases (κ_net / κ_stn, e.g.
+            ln 0.99 for a network trained with s = 0.99^logs used with an ``exp`` STN).
+        batch_size: images per forward pass.
+        device: where to run it (default: where its parameters are).
+
+    Returns:
+        ``estimate(images, landmarks=None, vis=None) → θ (B, 6 + D)`` on the CPU (landmarks are ignored).
+    """
+    params = list(localiser.parameters())
+    dev = torch.device(device) if device is not None else (params[0].device if params else torch.device("cpu"))
+
+    def estimate(images: torch.Tensor, landmarks: torch.Tensor | None = None,
+                 vis: torch.Tensor | None = None) -> torch.Tensor:
+        localiser.eval()
+        out = []
+        with torch.no_grad():
+            for a in range(0, images.shape[0], batch_size):
+                out.append(localiser(images[a : a + batch_size].to(dev)).detach().float().cpu())
+        theta = torch.cat(out)
+        if logs_factor != 1.0:
+            p = Theta.from_tensor(theta)  # only the logs column is rescaled, by the ratio κ_net / κ_stn
+            theta = replace(p, logs=p.logs * logs_factor).tensor()
+        return theta
+
+    estimate.description = f"the localiser network ({type(localiser).__name__})"  # type: ignore[attr-defined]
+    return estimate
+
+
+def frontal_estimator(stn: STN3DMM, image_size: int = 224, scale: float | None = None) -> Estimator:
+    """The "no alignment" baseline: every image gets the same θ, the mean face seen frontally, centred, at the
+    synthetic data's reference scale — flattening then amounts to a fixed crop-and-warp of the image.
+
+    Args:
+        stn: the STN whose model and scale base define θ.
+        image_size: the crops' side (the face is centred at ((S + 1)/2, (S + 1)/2) in the label frame).
+        scale: s in px/mm (default :func:`mmstn.data.synthetic.reference_scale` of the STN's model).
+    """
+    from types import SimpleNamespace
+
+    from mmstn.data.synthetic import reference_scale
+
+    mean = stn.generator.morphable.mean.detach().cpu().double()
+    idx = stn.generator.landmark_indices
+    s = reference_scale(SimpleNamespace(mean=mean, landmarks={"aflw21": idx}), image_size=image_size) \
+        if scale is None else float(scale)
+    xy = mean[idx, :2] if idx.numel() else mean[:, :2]
+    box_centre = (xy.amin(0) + xy.amax(0)) / 2  # as the synthetic data: the landmark box is centred
+    theta = Theta(r=torch.zeros(1, 3), t=((image_size + 1) / 2.0 - s * box_centre).float()[None],
+                  logs=torch.tensor([[math.log(s) / stn.config.scale_rate]]),
+                  alpha=torch.zeros(1, stn.generator.n_components), convention=stn.config.theta_convention
+                  ).tensor()[0]
+
+    def estimate(images: torch.Tensor, landmarks: torch.Tensor | None = None,
+                 vis: torch.Tensor | None = None) -> torch.Tensor:
+        return theta.expand(images.shape[0], -1).clone()
+
+    estimate.description = "one fixed frontal θ for every image (no alignment)"  # type: ignore[attr-defined]
+    return estimate
+
+
+def _find_module(obj: Any) -> nn.Module | None:
+    if isinstance(obj, nn.Module):
+        return obj
+    for name in ("localiser", "model", "network", "net"):
+        m = getattr(obj, name, None)
+        if isinstance(m, nn.Module):
+            return m
+    if isinstance(obj, Mapping):
+        for v in obj.values():
+            if isinstance(v, nn.Module):
+                return v
+    if isinstance(obj, (tuple, list)):
+        for v in obj:
+            if isinstance(v, nn.Module):
+                return v
+    return None
+
+
+def _find_scale_rate(obj: Any) -> float | None:
+    """κ of the θ a loaded localiser predicts: its own :class:`~mmstn.theta.ThetaConvention` when it carries
+    one, else the scale base of the STN ``load_pretrained`` returned with it."""
+    net = _find_module(obj)
+    conv = getattr(net, "convention", None)
+    if isinstance(conv, ThetaConvention):
+        return float(conv.scale_rate)
+    for v in (obj, *(obj if isinstance(obj, (tuple, list)) else ())):
+        for cfg in (v, getattr(v, "config", None), getattr(v, "stn_config", None)):
+            if cfg is not None and hasattr(cfg, "scale_base") and not isinstance(cfg, type):
+                try:
+                    return float(scale_rate(cfg.scale_base))
+                except (TypeError, ValueError):
+                    continue
+    return None
+
+
+def load_shipped_localiser(**kwargs: Any) -> tuple[nn.Module | None, float | None, str]:
+    """The localiser checkpoint shipped with mmstn, if this installation has one.
+
+    Imports ``mmstn.train.checkpoint.load_pretrained`` lazily and calls it with ``kwargs``.
+
+    Returns:
+        (network or None, κ of the scale base it was trained with when the checkpoint says so (s = exp(κ·logs)),
+        a sentence saying what was found).
+    """
+    try:
+        from mmstn.train.checkpoint import load_pretrained  # type: ignore[import-not-found]
+    except ImportError as exc:
+        return None, None, f"no shipped localiser (mmstn.train is not available: {exc})"
+    try:
+        obj = load_pretrained(**kwargs)
+    except Exception as exc:  # a missing or broken checkpoint must not stop the fallback
+        return None, None, f"no shipped localiser (load_pretrained failed: {type(exc).__name__}: {exc})"
+    net = _find_module(obj)
+    if net is None:
+        return None, None, f"no shipped localiser (load_pretrained returned a {type(obj).__name__})"
+    return net, _find_scale_rate(obj), f"the shipped localiser ({type(net).__name__})"
+
+
+def default_estimator(stn: STN3DMM, n_iter: int = 60, prefer: Literal["auto", "localiser", "fitting"] = "auto"
+                      ) -> tuple[Estimator, str]:
+    """The shipped localiser when available (``prefer="auto"``), else per-image fitting.
+
+    Returns:
+        (estimator, a sentence naming the one chosen and why).
+    """
+    if prefer != "fitting":
+        net, kappa, why = load_shipped_localiser()
+        if net is not None:
+            factor = 1.0 if kappa is None else kappa / stn.config.scale_rate
+            return localiser_estimator(net, logs_factor=factor), f"θ from {why}"
+        if prefer == "localiser":
+            raise RuntimeError(why)
+    else:
+        why = "fitting requested"
+    est = fitting_estimator(stn, n_iter=n_iter)
+    return est, f"θ from {est.description} — {why}"  # type: ignore[attr-defined]
