@@ -211,6 +211,8 @@ class Flattener:
         if not boxes:
             boxes = self._mesh_boxes(image)
         if not boxes:
+            boxes = self.faces.detect_profiles(image)
+        if not boxes:
             raise NoFaceFound(
                 f"{name}: no face found. Pass the face's box (--box X0 Y0 X1 Y1, the box of its 68 landmarks "
                 "in photo pixels) to skip detection."

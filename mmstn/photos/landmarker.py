@@ -3,7 +3,8 @@
 The optional extra ``mmstn[photos]`` (``pip install mediapipe==0.10.14``, Apache-2.0) ships both networks
 inside its wheel, so nothing is downloaded at run time:
 
-* the detector (BlazeFace, "full range" model) finds faces in a whole photo and gives their boxes;
+* the detector (BlazeFace, "full range" model) finds faces in a whole photo and gives their boxes; near-profile
+  faces it misses are searched by OpenCV's Haar cascades (which MediaPipe's OpenCV dependency ships);
 * the face mesh regresses 468 surface points of one face from a crop around it. Its points are not the
   iBUG-68 markup: :mod:`mmstn.photos.correspondence` ties each of them to a vertex of a morphable model and
   :mod:`mmstn.photos.fit` fits θ to them, so landmarks of any markup come from the fitted model.
@@ -21,6 +22,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -205,6 +207,32 @@ class MediaPipeFaces:
             # BlazeFace boxes are square, about the landmark box's width, top at the brows
             boxes.append(FaceBox(x0 - 0.05 * bw, y0 + 0.05 * bh, x0 + 1.05 * bw, y0 + 1.02 * bh, score))
         return sorted(boxes, key=lambda b: -b.area)
+
+    def detect_profiles(self, image: np.ndarray) -> list[FaceBox]:
+        """Fallback for near-profile faces the detector misses: OpenCV's Haar cascades (profile, mirrored
+        profile, frontal; shipped with OpenCV, which MediaPipe installs). The largest box, or []."""
+        _check_image(image)
+        import cv2
+
+        grey = np.ascontiguousarray(image.mean(-1).astype(np.uint8))
+        w = grey.shape[1]
+        root = Path(cv2.data.haarcascades)
+        found: list[tuple[float, float, float, float]] = []
+        for name, flip in (
+            ("haarcascade_profileface.xml", False),
+            ("haarcascade_profileface.xml", True),
+            ("haarcascade_frontalface_default.xml", False),
+        ):
+            cascade = cv2.CascadeClassifier(str(root / name))
+            img = np.ascontiguousarray(grey[:, ::-1]) if flip else grey
+            for x, y, bw, bh in cascade.detectMultiScale(img, 1.1, 3, minSize=(24, 24)):
+                x0 = w - (x + bw) if flip else x
+                found.append((float(x0), float(y), float(bw), float(bh)))
+        if not found:
+            return []
+        x, y, bw, bh = max(found, key=lambda b: b[2] * b[3])
+        # Haar boxes cover brows to mouth; grow them towards the chin, like the landmark box
+        return [FaceBox(x, y + 0.1 * bh, x + bw, y + 1.15 * bh, score=0.0)]
 
     def mesh(self, image: np.ndarray, box: FaceBox) -> np.ndarray | None:
         """The 468 face-mesh points of the face in ``box``: (468, 2) float64 photo pixels, or None if not found."""
