@@ -251,7 +251,8 @@ def test_recon_figures_draw(setup):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mmstn.scores import compare_methods, radial_power_spectrum
+    from mmstn.comparison import compare_methods
+    from mmstn.scores import radial_power_spectrum
     from mmstn.viz import recon_figures as rf
 
     g, stn, theta, beta, sh, face = setup

@@ -8,19 +8,17 @@ import numpy as np
 import pytest
 import torch
 
+from mmstn.comparison import compare_methods
+from mmstn.data.detailed_subjects import DetailSettings, fine_detail, sample_subjects
 from mmstn.errors import ShapeError
 from mmstn.scores import (
-    DetailSettings,
-    compare_methods,
     correspondence_score,
     detail_energy,
     detail_layer,
-    fine_detail,
     masked_lowpass,
     photometric_error,
     radial_power_spectrum,
     retained_detail,
-    sample_subjects,
 )
 from mmstn.stn import STN3DMM, STNConfig
 from mmstn.uv import builtin_grid_model

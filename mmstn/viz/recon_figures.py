@@ -14,8 +14,10 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from mmstn.comparison import Comparison
+from mmstn.data.detailed_subjects import SubjectImages
 from mmstn.reconstruction import SH_NAMES, sh_basis
-from mmstn.scores import Comparison, SubjectImages, detail_layer
+from mmstn.scores import detail_layer
 from mmstn.viz.style import MASKED_VALUE
 
 __all__ = [
@@ -144,7 +146,7 @@ def fig_resampling_vs_reconstruction(
     3DMM-STN output, and enlarged cheeks of both flattened images (plus the true texture when given).
 
     Args:
-        comparison: :func:`mmstn.scores.compare_methods` output.
+        comparison: :func:`mmstn.comparison.compare_methods` output.
         indices: which images (rows).
         truth: optional (P, 3, G, G) true shaded textures, shown last.
         zoom: (row0, row1, col0, col1) fractions of G for the enlarged window (drawn as a box).
@@ -264,7 +266,7 @@ def fig_subjects(subjects: SubjectImages, image_index: int = 0, size: float = 1.
     represent, and the detail it cannot (true albedo ÷ PCA albedo, luminance, grey = 1).
 
     Args:
-        subjects: :func:`mmstn.scores.sample_subjects` output.
+        subjects: :func:`mmstn.data.detailed_subjects.sample_subjects` output.
         image_index: which image of each subject to show.
     """
     S = subjects.n_subjects
