@@ -30,7 +30,6 @@ import sys
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -122,17 +121,6 @@ class FlatFace:
         }
 
 
-@lru_cache(maxsize=4)
-def _grid_model(model_key: str, G: int) -> MorphableModel:
-    from mmstn.uv.grid_model import make_grid_model
-
-    # mean-value weights: the cotangent Tutte map folds 58 triangles of this mesh over (docs/conventions.md)
-    return make_grid_model(_MODELS[model_key], G, weights="mean_value")
-
-
-_MODELS: dict[str, MorphableModel] = {}
-
-
 def _default_model() -> MorphableModel:
     from mmstn.models.ict import ict_face_model
 
@@ -171,9 +159,10 @@ class Flattener:
         if not 0 <= d <= self.model.n_components:
             raise ValueError(f"n_components must be in [0, {self.model.n_components}], got {n_components}")
         self.model = self.model.subset(min(d, self.model.n_identity), max(0, d - self.model.n_identity))
-        key = f"{id(self.model)}"
-        _MODELS[key] = self.model
-        self.grid_model = _grid_model(key, grid)
+        from mmstn.uv.grid_model import make_grid_model
+
+        # mean-value weights: the cotangent Tutte map folds 58 triangles of the ICT mesh over
+        self.grid_model = make_grid_model(self.model, grid, weights="mean_value")
         self.G = grid
         # landmarks come from the mesh model's own vertices (exact, any markup), not from the grid
         config = replace(STNConfig.paper(grid_size=grid, image_size=(IMAGE_SIZE, IMAGE_SIZE)), landmark_set=None)
@@ -275,6 +264,7 @@ class Flattener:
             vis[ok] = vis_all[ids_np[ok]]
             vis &= (lm[:, 0] >= -0.5) & (lm[:, 0] <= w - 0.5) & (lm[:, 1] >= -0.5) & (lm[:, 1] <= h - 0.5)
             landmarks[key], visible[key] = lm, vis
+        grid_px = labels_to_pixels(out.points[0].double(), S).numpy() / k + o  # for the overlay's wireframe
         flat = out.flattened[0].permute(1, 2, 0).float().clamp(0, 1).numpy()
         mask = out.mask[0, 0].numpy() > 0.5
         d = theta.shape[0] - 6
@@ -293,6 +283,7 @@ class Flattener:
             mask=mask,
             shape=shape.detach().float().numpy(),
             model=self.model.name,
+            extra={"grid_px": grid_px},
         )
 
     def _box_theta(self, box: FaceBox, k: float, o: np.ndarray) -> torch.Tensor:
@@ -499,7 +490,6 @@ def flatten(
             continue
         for f in found:
             if out is not None:
-                _grid_pixels(fl, f)
                 write_outputs(f, image, out, _stem(str(path), f.index, len(found)), tri)
         faces.extend(found)
         if bar is not None:
@@ -507,12 +497,3 @@ def flatten(
     if bar is not None:
         bar.close()
     return faces, errors
-
-
-def _grid_pixels(fl: Flattener, face: FlatFace) -> None:
-    """Photo pixels of the grid vertices (for the overlay's wireframe)."""
-    from mmstn.render import pose_vertices
-
-    with torch.no_grad():
-        pts, _, _ = pose_vertices(fl.grid_model, torch.from_numpy(face.theta)[None].to(fl.grid_model.dtype), "exp")
-    face.extra["grid_px"] = labels_to_pixels(pts[0].double(), IMAGE_SIZE).numpy() / face.crop_scale + face.crop_offset
