@@ -590,7 +590,7 @@ def test_registry_finds_and_loads(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MMSTN_DATA", str(tmp_path))
     populate(tmp_path)
     found = available_models()
-    assert list(found) == ["paper", "bfm2009", "surrey", "builtin"]
+    assert list(found) == ["paper", "bfm2009", "surrey", "ict", "builtin"]
     assert found["surrey"] == tmp_path / "sfm" / "sfm_shape_3448.bin" and found["builtin"] is None
     model = load_model()
     out = capsys.readouterr().out
@@ -624,7 +624,7 @@ def test_registry_by_path(tmp_path, monkeypatch):
 
 def test_registry_missing(tmp_path, monkeypatch):
     monkeypatch.setenv("MMSTN_DATA", str(tmp_path))
-    assert available_models() == {"builtin": None}
+    assert available_models() == {"ict": None, "builtin": None}
     with pytest.raises(ModelFileError, match=r"01_MorphableModel\.mat.*not found.*data/README\.md"):
         load_model("bfm2009")
     with pytest.raises(ModelFileError, match="model2017"):
@@ -633,12 +633,14 @@ def test_registry_missing(tmp_path, monkeypatch):
         load_model("no-such-model")
 
 
-def test_registry_falls_back_to_builtin(tmp_path, monkeypatch, capsys):
-    pytest.importorskip("mmstn.models.builtin", reason="the built-in model module is not there yet")
+def test_registry_falls_back_to_the_shipped_ict_face(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MMSTN_DATA", str(tmp_path))
     model = load_model()
-    assert isinstance(model, MorphableModel)
-    assert "licence" in capsys.readouterr().out
+    assert model.name.startswith("ICT FaceKit") and model.n_vertices == 7482
+    assert "MIT" in capsys.readouterr().out
+    # the Surrey model is not chosen automatically: its licence is non-commercial
+    write_sfm(tmp_path / "sfm")
+    assert "surrey" in available_models() and load_model(verbose=False).name.startswith("ICT FaceKit")
 
 
 def torch_equal(a, b) -> bool:

@@ -263,7 +263,8 @@ def test_evaluate_the_truth_gives_zero_pose_shape_and_texture_error(stn) -> None
     res = evaluate(_Oracle(truth), net, val, batch_size=4)
     assert res.summary["rotation_error_deg"] < 1e-3 and res.summary["alpha_rmse"] < 1e-6
     assert res.summary["shape_rmse_mm"] < 1e-4 and res.summary["flattened_error"] < 1e-6
-    assert res.summary["landmark_error_px"] < 2.0  # only the G = 48 grid's landmark discretisation
+    # only the G = 48 grid's landmark discretisation: a cell of the ICT face spans about 4 mm (2.8 px here)
+    assert res.summary["landmark_error_px"] < 3.0
     assert res.per_image["yaw_deg"].shape == (4,)
 
 
@@ -297,8 +298,8 @@ def test_localiser_explorer_redraws_when_the_yaw_moves() -> None:
     from mmstn.train.loop import data_model
     from mmstn.viz.train_widgets import localiser_explorer
 
-    localiser, net, _ = load_pretrained()
-    ex = localiser_explorer(localiser, net, data_model())
+    localiser, net, cfg = load_pretrained()
+    ex = localiser_explorer(localiser, net, data_model(cfg.model))
     first = ex.image.value
     ex.yaw.value = -60.0
     assert ex.renders == 2 and ex.image.value != first and ex.image.value[:4] == b"\x89PNG"

@@ -72,6 +72,7 @@ import torch
 from mmstn import transforms
 from mmstn.data.errors import DatasetFolderError
 from mmstn.layers.visibility import ray_blocked
+from mmstn.models.ict import ict_face_model
 from mmstn.render import Fragments, Lighting, rasterize, render_colours
 
 __all__ = [
@@ -773,7 +774,7 @@ def generate_sample(
     """Synthetic sample ``index`` of the dataset ``seed``: deterministic in (model, seed, index, settings).
 
     Args:
-        model: a :class:`~mmstn.models.MorphableModel` with ``landmarks["aflw21"]`` (default: the built-in).
+        model: a :class:`~mmstn.models.MorphableModel` with ``landmarks["aflw21"]`` (default: the shipped ICT face).
         index: the sample's index.
         seed: the dataset seed.
         dist: :class:`ThetaDistribution`.
@@ -788,9 +789,7 @@ def generate_sample(
         ``subject_id`` int64 (); ``mask`` bool (H, W) visible face pixels.
     """
     if model is None:
-        from mmstn.models.builtin import builtin_model
-
-        model = builtin_model()
+        model = ict_face_model()
     params = draw_parameters(model, index, seed, dist, scene, n_subjects, image_size)
     out = render_parameters(model, params, dist, scene)
     sample: dict[str, torch.Tensor] = {
@@ -949,9 +948,7 @@ def generate_dataset(
     from tqdm.auto import tqdm
 
     if model is None:
-        from mmstn.models.builtin import builtin_model
-
-        model = builtin_model()
+        model = ict_face_model()
     if n_images < 0 or shard_size < 1:
         raise ValueError(f"n_images={n_images} must be >= 0 and shard_size={shard_size} >= 1")
     _landmark_vertices(model)

@@ -6,7 +6,9 @@ Names and the files they need, relative to :func:`mmstn.runtime.data_dir` (``$MM
 ============ ==================================================================================
 name         files (first existing candidate wins)
 ============ ==================================================================================
-``builtin``  none: the synthetic model built in code (:func:`mmstn.models.builtin.builtin_model`)
+``ict``      none: the shipped ICT FaceKit face, a real human face under the MIT licence
+             (:func:`mmstn.models.ict.ict_face_model`)
+``builtin``  none: the cartoon face built in code (:func:`mmstn.models.builtin.builtin_model`)
 ``bfm2009``  ``PublicMM1/01_MorphableModel.mat`` (or ``BFM/…`` or directly in the data folder)
 ``paper``    the BFM 2009 file above + ``3DDFA/Model_Expression.mat`` +
              ``3dmmasstn/map_tddfa_to_basel.mat`` (or ``3DDFA/map_tddfa_to_basel.mat``)
@@ -19,8 +21,8 @@ The BFM-based models also pick up, when present, the authors' ``3dmmasstn/BFM_UV
 mirror map) and ``3dmmasstn/landmarks/Landmarks21_BFM.anl`` / ``Landmarks68_BFM.anl``.
 
 ``load_model(None)`` takes the best model available: the paper's model (BFM 2009 + 3DDFA), else the plain
-BFM 2009, else the Surrey Face Model, else the built-in synthetic model, and prints which one and its
-licence. The BFM 2017 is only loaded when asked for (by name or path): the paper's UV map and landmark
+BFM 2009, else the shipped ICT FaceKit face, and prints which one and its licence. The Surrey Face
+Model and the cartoon ``builtin`` face are loaded only when asked for by name. The BFM 2017 is only loaded when asked for (by name or path): the paper's UV map and landmark
 files index the 2009 topology.
 """
 
@@ -36,8 +38,8 @@ from mmstn.runtime import data_dir
 __all__ = ["MODEL_NAMES", "available_models", "load_mesh", "load_model"]
 
 #: Names accepted by :func:`load_model`, in the order ``load_model(None)`` tries them (bfm2017 excluded).
-MODEL_NAMES: tuple[str, ...] = ("paper", "bfm2009", "bfm2017", "surrey", "builtin")
-_DEFAULT_ORDER: tuple[str, ...] = ("paper", "bfm2009", "surrey", "builtin")
+MODEL_NAMES: tuple[str, ...] = ("paper", "bfm2009", "bfm2017", "surrey", "ict", "builtin")
+_DEFAULT_ORDER: tuple[str, ...] = ("paper", "bfm2009", "ict")
 
 _CANDIDATES: dict[str, tuple[str, ...]] = {
     "bfm2009": ("PublicMM1/01_MorphableModel.mat", "BFM/01_MorphableModel.mat", "01_MorphableModel.mat"),
@@ -84,8 +86,8 @@ def available_models() -> dict[str, Path | None]:
     """The models that :func:`load_model` can load right now.
 
     Returns:
-        ``{name: main file}`` for every available model, in :data:`MODEL_NAMES` order. ``"builtin"`` is
-        always present and maps to ``None`` (it is built in code). ``"paper"`` maps to the BFM 2009 file
+        ``{name: main file}`` for every available model, in :data:`MODEL_NAMES` order. ``"ict"`` and
+        ``"builtin"`` are always present and map to ``None`` (shipped in the package / built in code). ``"paper"`` maps to the BFM 2009 file
         (present only when the 3DDFA expression file and the vertex map are there too).
     """
     root = data_dir()
@@ -99,6 +101,7 @@ def available_models() -> dict[str, Path | None]:
         path = _find(key, root)
         if path is not None:
             found[key] = path
+    found["ict"] = None
     found["builtin"] = None
     return found
 
@@ -156,7 +159,7 @@ _LOADERS: dict[str, Callable[[Path], MorphableModel]] = {
     "bfm2017": _load_bfm2017,
     "surrey": _load_surrey,
     "builtin": _load_builtin,
-    "ict": _load_ict,  # shipped, always there; not in the automatic choice, which keeps the paper's order
+    "ict": _load_ict,
 }
 
 
@@ -240,7 +243,7 @@ def load_model(name_or_path: str | Path | None = None, *, verbose: bool = True) 
         name_or_path: one of :data:`MODEL_NAMES`, a path to a model file (``.mat`` BFM 2009, ``.h5`` BFM 2017,
             ``.bin`` Surrey, ``.npz`` saved with :meth:`MorphableModel.save`, ``.obj`` / ``.ply`` meshes read
             as mean-only models in millimetres, see :func:`load_mesh`), or ``None`` for the best
-            available model (paper → bfm2009 → surrey → builtin).
+            available model (paper → bfm2009 → ict).
         verbose: print which model is used and its licence.
 
     Returns:

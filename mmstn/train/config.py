@@ -71,7 +71,7 @@ SIAMESE_MODES = ("mirrored", "direct", "matconvnet")
 REDUCTIONS = ("sum", "mean")
 OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
-MODELS = ("builtin",)
+MODELS = ("ict", "builtin")
 
 #: Fields that may differ between a checkpoint's config and the config of the run that resumes it:
 #: they do not change what is computed (where, how often it is saved or reported).
@@ -100,8 +100,9 @@ class TrainConfig:
         n_val: validation images evaluated every ``eval_interval`` steps (the first n_val of the set).
         image_size: side of the synthetic images (the label frame; 224 as the paper).
         n_subjects: distinct synthetic subjects.
-        model: the morphable model: ``"builtin"`` (the built-in model's 5 identity + 5 expression
-            components, flattened to a G×G grid model).
+        model: the morphable model, its 5 identity + 5 expression components flattened to a G×G grid
+            model: ``"ict"`` (default: the shipped ICT FaceKit face, a real human face) or ``"builtin"``
+            (the cartoon face the first localiser was trained on).
         grid_size: G, the flattened output is G×G.
         stn: the STN configuration: ``"paper"`` (s = exp(logs), pixel-centre grid) or ``"faithful"``.
         trunk: ``"small"`` (:class:`~mmstn.localiser.SmallTrunk`) or ``"vgg"`` (VGG-Face).
@@ -116,6 +117,8 @@ class TrainConfig:
         siamese_mode: ``"mirrored"`` (compare V with the mirrored V′), ``"direct"`` (cell by cell) or
             ``"matconvnet"`` (the authors' layer, with its sign bug).
         mirror: append the horizontal flip of every image to the batch (the authors' only augmentation).
+        augment: photometric augmentation strength (:func:`mmstn.data.augment.photometric_augment`: blur,
+            noise, grey, contrast, colour cast), drawn from (seed, step); 0 = off (the shipped ``builtin_small``).
         optimizer: ``"sgd"`` or ``"adamw"``.
         lr: base learning rate; momentum, weight_decay: as in torch.optim.
         head_weight_mult, head_bias_mult: learning-rate multipliers of the θ layer (the authors' ×4 / ×8).
@@ -150,7 +153,7 @@ class TrainConfig:
     image_size: int = 224
     n_subjects: int = 1000
     # model
-    model: str = "builtin"
+    model: str = "ict"
     grid_size: int = 112
     stn: str = "paper"
     trunk: str = "small"
@@ -164,6 +167,7 @@ class TrainConfig:
     normaliser: float = 1.0
     siamese_mode: str = "mirrored"
     mirror: bool = True
+    augment: float = 0.0
     # optimisation
     optimizer: str = "adamw"
     lr: float = 3e-3
@@ -307,6 +311,7 @@ class TrainConfig:
         number("lr", 0.0, low_open=True)
         number("normaliser", 0.0, low_open=True)
         number("momentum", 0.0, 1.0, high_open=True)
+        number("augment", 0.0, 2.0)
         number("weight_decay", 0.0)
         number("head_weight_mult", 0.0)
         number("head_bias_mult", 0.0)

@@ -64,6 +64,7 @@ from mmstn.stn import STN3DMM, STNOutput
 from mmstn.train.checkpoint import load_training_checkpoint, save_training_checkpoint, save_weights
 from mmstn.train.config import RESUME_MUTABLE_FIELDS, TrainConfig, config_differences
 from mmstn.train.evaluate import evaluate
+from mmstn.data.augment import photometric_augment
 from mmstn.train.model import build_model, data_model, initial_theta_bias
 
 __all__ = [
@@ -162,7 +163,8 @@ def build_train_dataset(config: TrainConfig) -> torch.utils.data.Dataset:
         DatasetFolderError: the folder is missing, incomplete or empty (the message names it).
     """
     if config.data == "synthetic":
-        return SyntheticStream(config.data_seed, config.n_train, config.image_size, config.n_subjects)
+        return SyntheticStream(config.data_seed, config.n_train, config.image_size, config.n_subjects,
+                               model=data_model(config.model))
     if config.data == "folder":
         from mmstn.data.synthetic import SyntheticFaces
 
@@ -190,7 +192,8 @@ def build_val_dataset(config: TrainConfig, n_images: int | None = None, with_mas
         ds: Any = _Keys(AFLW(config.data_path, split="val"))
         _check_not_empty(ds, Path(config.data_path).parent, "AFLW validation")  # type: ignore[arg-type]
     else:
-        ds = SyntheticStream(config.val_seed, max(n, 1), config.image_size, config.n_subjects, with_mask=with_mask)
+        ds = SyntheticStream(config.val_seed, max(n, 1), config.image_size, config.n_subjects,
+                             model=data_model(config.model), with_mask=with_mask)
     return [ds[i] for i in range(min(n, len(ds)))]
 
 
@@ -750,6 +753,9 @@ def _train(config: TrainConfig, out: Path, resume: bool, stop_after: int | None,
             at_boundary = False
             t0 = time.perf_counter()
             batch = next(it)
+            if config.augment > 0:  # a pure function of (seed, step): resume-exact without extra state
+                g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+                batch["image"] = photometric_augment(batch["image"], g, config.augment)
             batch = mirrored_batch({k: v.to(device, non_blocking=True) for k, v in batch.items()}, config.mirror)
             model.train()
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):

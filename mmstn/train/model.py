@@ -14,22 +14,35 @@ from torch import nn
 
 from mmstn.localiser import Localiser, SmallTrunk, ThetaHead, VGGFaceTrunk, load_vgg_face_weights
 from mmstn.stn import STN3DMM, STNConfig
-from mmstn.train.config import TrainConfig
+from mmstn.models.builtin import builtin_model
+from mmstn.models.ict import ict_face_model
+from mmstn.models.morphable import MorphableModel
+from mmstn.train.config import MODELS, TrainConfig
+from mmstn.uv.grid_model import builtin_grid_model, default_grid_model
 
-__all__ = ["build_model", "data_model", "initial_theta_bias", "stn_config"]
+__all__ = ["build_model", "data_model", "grid_model", "initial_theta_bias", "stn_config"]
 
 
 @lru_cache(maxsize=2)
-def _data_model(name: str):
-    from mmstn.models.builtin import builtin_model
+def _data_model(name: str) -> MorphableModel:
+    if name == "ict":
+        return ict_face_model().subset(5, 5)
+    if name == "builtin":
+        return builtin_model().subset(5, 5)
+    raise ValueError(f"model={name!r}: use one of {MODELS}")
 
-    return builtin_model().subset(5, 5)
 
-
-def data_model(name: str = "builtin"):
-    """The morphable model the synthetic data is rendered with: the built-in model's 5 identity + 5
-    expression components (the same components as the grid model, so true and predicted α compare)."""
+def data_model(name: str = "ict") -> MorphableModel:
+    """The morphable model the synthetic data is rendered with: ``name``'s 5 identity + 5 expression
+    components (the same components as the grid model, so true and predicted α compare)."""
     return _data_model(name)
+
+
+def grid_model(config: TrainConfig) -> MorphableModel:
+    """The grid model of ``config.model`` at G = ``config.grid_size`` (the STN's model)."""
+    if config.model == "ict":
+        return default_grid_model(G=config.grid_size)
+    return builtin_grid_model(G=config.grid_size)
 
 
 
@@ -41,7 +54,9 @@ def stn_config(config: TrainConfig) -> STNConfig:
     return STNConfig.faithful(grid_size=config.grid_size, image_size=(s, s))
 
 
-def initial_theta_bias(stn: STN3DMM, image_size: int, scale: float | None = None) -> tuple[tuple[float, float], float]:
+def initial_theta_bias(
+    stn: STN3DMM, image_size: int, scale: float | None = None, model: MorphableModel | None = None
+) -> tuple[tuple[float, float], float]:
     """The θ layer's bias for a frontal, centred, right-sized mean face.
 
     t₀ puts the centre of the mean face's landmark box (frontal, scale s₀) at the image centre
@@ -55,7 +70,7 @@ def initial_theta_bias(stn: STN3DMM, image_size: int, scale: float | None = None
     from mmstn.data.synthetic import reference_scale
 
     gen = stn.generator
-    s0 = float(reference_scale(data_model(), image_size=image_size) if scale is None else scale)
+    s0 = float(reference_scale(model or data_model(), image_size=image_size) if scale is None else scale)
     mean = gen.morphable.mean.detach().double()
     lm = mean[gen.landmark_indices, :2]
     box_centre = (lm.min(0).values + lm.max(0).values) / 2
@@ -71,11 +86,8 @@ def build_model(config: TrainConfig) -> tuple[Localiser, STN3DMM]:
     Returns:
         (localiser: image (B, 3, S, S) → θ (B, 6 + D), stn: the grid model's 3DMM-STN).
     """
-    from mmstn.uv.grid_model import builtin_grid_model
-
-    grid = builtin_grid_model(G=config.grid_size)
-    stn = STN3DMM(grid, stn_config(config))
-    t0, logs0 = initial_theta_bias(stn, config.image_size, config.init_scale)
+    stn = STN3DMM(grid_model(config), stn_config(config))
+    t0, logs0 = initial_theta_bias(stn, config.image_size, config.init_scale, data_model(config.model))
     trunk: nn.Module
     if config.trunk == "small":
         trunk = SmallTrunk(config.trunk_input, config.trunk_widths)

@@ -12,7 +12,7 @@
 
 from mmstn.uv.authors_uv import BFM_UV_FACTS, describe_uv_layout, load_authors_uv
 from mmstn.uv.embedding import FoldOverWarning, HoleWarning, UVEmbedding, boundary_loops, symmetric_tutte
-from mmstn.uv.grid_model import GridCoverageWarning, builtin_grid_model, make_grid_model
+from mmstn.uv.grid_model import GridCoverageWarning, builtin_grid_model, default_grid_model, make_grid_model
 from mmstn.uv.images import flattened_colour, geometry_image
 from mmstn.uv.laplacian import (
     cotangent_laplacian,
@@ -45,6 +45,7 @@ __all__ = [
     "builtin_grid_model",
     "cotangent_laplacian",
     "cotangent_weights",
+    "default_grid_model",
     "describe_uv_layout",
     "flattened_colour",
     "flipped_triangles",
