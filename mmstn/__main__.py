@@ -8,6 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+LOCALISER_HELP = (
+    "θ from a trained CNN localiser (a shipped name such as photo_small, or a weights.pt file) instead of the "
+    "default face-mesh fit"
+)
+
 
 def _flatten(args: argparse.Namespace) -> int:
     from mmstn.photos.flatten import Flattener, flatten
@@ -18,7 +23,7 @@ def _flatten(args: argparse.Namespace) -> int:
         from mmstn.models.registry import load_model
 
         model = load_model(args.model, verbose=not args.quiet)
-    fl = Flattener(model, grid=args.grid, refine=args.refine, largest=args.largest)
+    fl = Flattener(model, grid=args.grid, refine=args.refine, largest=args.largest, localiser=args.localiser)
     faces, errors = flatten(args.photos, args.out, box=args.box, flattener=fl, progress=not args.quiet)
     dt = time.perf_counter() - t0
     for path, msg in errors.items():
@@ -31,8 +36,10 @@ def _flatten(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from mmstn.photos.evaluate import evaluate_folder
+    from mmstn.photos.flatten import Flattener
 
-    report = evaluate_folder(args.folder, refine=args.refine, progress=not args.quiet)
+    fl = Flattener(refine=args.refine, localiser=args.localiser)
+    report = evaluate_folder(args.folder, fl, progress=not args.quiet)
     print(report.table())
     if args.out:
         Path(args.out).write_text(json.dumps({"summary": report.summary, "faces": report.rows}, indent=1) + "\n")
@@ -68,12 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         help="a face model name or file for mmstn.models.load_model (default: the shipped ICT FaceKit face); "
         "its face-mesh correspondence is measured on first use and cached",
     )
+    f.add_argument("--localiser", default=None, metavar="NAME|FILE", help=LOCALISER_HELP)
     f.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     f.set_defaults(run=_flatten)
     e = sub.add_parser("evaluate", help="landmark NME on a folder of labelled photos (standard protocol)")
     e.add_argument("folder", type=Path, help="photos with .mat / .pts / .json labels of the same stem")
     e.add_argument("--out", type=Path, default=None, help="write the per-face results and summary as JSON")
     e.add_argument("--refine", action=argparse.BooleanOptionalAction, default=False)
+    e.add_argument("--localiser", default=None, metavar="NAME|FILE", help=LOCALISER_HELP)
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(run=_evaluate)
     args = parser.parse_args(argv)

@@ -168,8 +168,9 @@ def _losses(path) -> np.ndarray:
     return np.array([[r[k] for k in ("loss", *TERMS)] for r in read_metrics(path / "metrics.csv")])
 
 
-def test_stop_and_resume_reproduces_the_uninterrupted_run(tmp_path) -> None:
-    cfg = tiny(steps=6, checkpoint_interval=3)
+@pytest.mark.parametrize("augment", [0.0, 1.0])
+def test_stop_and_resume_reproduces_the_uninterrupted_run(tmp_path, augment) -> None:
+    cfg = tiny(steps=6, checkpoint_interval=3, augment=augment)
     straight = train(cfg, tmp_path / "a")
     part = train(cfg, tmp_path / "b", stop_after=3)
     assert part.step == 3 and load_training_checkpoint(tmp_path / "b" / "checkpoint.pt", cfg)["step"] == 3

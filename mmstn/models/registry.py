@@ -22,8 +22,8 @@ mirror map) and ``3dmmasstn/landmarks/Landmarks21_BFM.anl`` / ``Landmarks68_BFM.
 
 ``load_model(None)`` takes the best model available: the paper's model (BFM 2009 + 3DDFA), else the plain
 BFM 2009, else the shipped ICT FaceKit face, and prints which one and its licence. The Surrey Face
-Model and the cartoon ``builtin`` face are loaded only when asked for by name. The BFM 2017 is only loaded when asked for (by name or path): the paper's UV map and landmark
-files index the 2009 topology.
+Model and the cartoon ``builtin`` face are loaded only when asked for by name. The BFM 2017 is only
+loaded when asked for (by name or path): the paper's UV map and landmark files index the 2009 topology.
 """
 
 from __future__ import annotations
@@ -87,8 +87,9 @@ def available_models() -> dict[str, Path | None]:
 
     Returns:
         ``{name: main file}`` for every available model, in :data:`MODEL_NAMES` order. ``"ict"`` and
-        ``"builtin"`` are always present and map to ``None`` (shipped in the package / built in code). ``"paper"`` maps to the BFM 2009 file
-        (present only when the 3DDFA expression file and the vertex map are there too).
+        ``"builtin"`` are always present and map to ``None`` (shipped in the package / built in code).
+        ``"paper"`` maps to the BFM 2009 file (present only when the 3DDFA expression file and the vertex
+        map are there too).
     """
     root = data_dir()
     found: dict[str, Path | None] = {}

@@ -67,7 +67,8 @@ class FlatFace:
         image: the photo's path (as given) or ``"<array>"``.
         index: the face's number in the photo (0: the largest).
         box: the face box used, photo pixels.
-        method: how θ was found: ``"face_mesh"`` (fitted to the face mesh) or ``"box"`` (mean face in the box).
+        method: how θ was found: ``"face_mesh"`` (fitted to the face mesh), ``"localiser"`` (the CNN
+            localiser) or ``"box"`` (mean face in the box).
         theta: (6 + D,) θ, paper convention (s = exp(logs)), label frame of the crop.
         crop_scale, crop_offset: crop pixel = crop_scale · (photo pixel − crop_offset).
         landmarks: ``{set: (L, 2) float64 photo pixels}``; visible: ``{set: (L,) bool}``.
@@ -121,6 +122,24 @@ class FlatFace:
         }
 
 
+def _load_localiser(name: str | Path) -> tuple[torch.nn.Module, MorphableModel]:
+    """A shipped localiser by name, or a ``weights.pt`` file, in eval mode, with the model it predicts θ for."""
+    from mmstn.train.checkpoint import available_pretrained, load_pretrained, load_weights
+    from mmstn.train.model import data_model
+
+    if str(name) in available_pretrained():
+        localiser, _, config = load_pretrained(str(name))
+    elif Path(name).is_file():
+        localiser, _, config = load_weights(Path(name))
+    else:
+        raise ValueError(
+            f"localiser={str(name)!r}: neither a shipped localiser ({', '.join(available_pretrained())}) nor a file"
+        )
+    if config.stn != "paper":
+        raise ValueError(f"localiser={str(name)!r} was trained with stn={config.stn!r}; the photo path needs 'paper'")
+    return localiser.eval(), data_model(config.model)
+
+
 def _default_model() -> MorphableModel:
     from mmstn.models.ict import ict_face_model
 
@@ -138,6 +157,10 @@ class Flattener:
             does not reduce the landmark error, see the README).
         largest: keep only the largest detected face.
         n_components: D (default: all the model's components).
+        localiser: θ from a trained CNN localiser instead of the face-mesh fit: a shipped name
+            (:func:`mmstn.train.available_pretrained`, e.g. ``"photo_small"``) or a ``weights.pt`` file. The
+            model is then the localiser's own (5 identity + 5 expression components) and ``model`` and
+            ``n_components`` must be left out.
     """
 
     def __init__(
@@ -148,12 +171,18 @@ class Flattener:
         refine: bool = False,
         largest: bool = False,
         n_components: int | None = None,
+        localiser: str | Path | None = None,
     ) -> None:
         from mmstn.photos.correspondence import correspondence_for
         from mmstn.stn import STN3DMM, STNConfig
 
         if not isinstance(grid, int) or isinstance(grid, bool) or not 8 <= grid <= 1024:
             raise ValueError(f"grid must be an integer number of cells in [8, 1024], got {grid!r}")
+        self.localiser = None
+        if localiser is not None:
+            if model is not None or n_components is not None:
+                raise ValueError("localiser= brings its own model: leave model and n_components out")
+            self.localiser, model = _load_localiser(localiser)
         self.model = _default_model() if model is None else model
         d = self.model.n_components if n_components is None else int(n_components)
         if not 0 <= d <= self.model.n_components:
@@ -211,7 +240,7 @@ class Flattener:
             t0 = time.perf_counter()
             face = self._one(image, b, name, k)
             lm = face.landmarks.get("ibug68")
-            if not given and face.method == "face_mesh" and lm is not None and np.isfinite(lm).all():
+            if not given and face.method != "box" and lm is not None and np.isfinite(lm).all():
                 # a detector's box is not the landmark box: crop again around the fitted 68 points, as --box does
                 face = self._one(image, FaceBox(*lm.min(0), *lm.max(0), score=b.score), name, k)
             face.seconds = time.perf_counter() - t0
@@ -235,8 +264,12 @@ class Flattener:
 
         S = IMAGE_SIZE
         crop, k, o = crop_square(image, box.centre, CROP_FACTOR * box.size, S)
-        points = self.faces.mesh(image, box)
-        if points is not None:
+        points = None if self.localiser is not None else self.faces.mesh(image, box)
+        if self.localiser is not None:
+            with torch.no_grad():
+                theta = self.localiser(hwc_uint8_to_chw_float(crop)[None])[0].double()
+            method = "localiser"
+        elif points is not None:
             p = torch.from_numpy(k * (points[self._use] - o))
             theta = fit_points(self.model, p, self._vertex, self._weight, image_size=S)[0]
             method = "face_mesh"

@@ -53,8 +53,13 @@ class PhotoTexture:
         """Write an ``.npz`` (colour, basis, n_photos, names)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, colour=self.colour.astype(np.float32), basis=self.basis.astype(np.float32),
-                            n_photos=self.n_photos, names=np.array(self.names))
+        np.savez_compressed(
+            path,
+            colour=self.colour.astype(np.float32),
+            basis=self.basis.astype(np.float32),
+            n_photos=self.n_photos,
+            names=np.array(self.names),
+        )
         return path
 
     @classmethod
@@ -65,11 +70,18 @@ class PhotoTexture:
         path = check_file(Path(path), "photo texture file")
         try:
             with np.load(path) as z:
-                return cls(z["colour"].astype(np.float64), z["basis"].astype(np.float64), int(z["n_photos"]),
-                           tuple(str(n) for n in z["names"]))
+                return cls(
+                    z["colour"].astype(np.float64),
+                    z["basis"].astype(np.float64),
+                    int(z["n_photos"]),
+                    tuple(str(n) for n in z["names"]),
+                )
         except (OSError, KeyError, ValueError) as e:
-            raise ModelFileError(path, f"is not a photo texture file ({e})",
-                                 "Write one with python -m mmstn.photos.texture PHOTOS --out FILE.npz") from e
+            raise ModelFileError(
+                path,
+                f"is not a photo texture file ({e})",
+                "Write one with python -m mmstn.photos.texture PHOTOS --out FILE.npz",
+            ) from e
 
 
 def vertex_colours(flattener, image: np.ndarray, face) -> np.ndarray:
@@ -102,8 +114,12 @@ def vertex_colours(flattener, image: np.ndarray, face) -> np.ndarray:
     x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
     fx, fy = (x - x0)[:, None], (y - y0)[:, None]
     img = image.astype(np.float64) / 255.0
-    c = (img[y0, x0] * (1 - fx) * (1 - fy) + img[y0, x0 + 1] * fx * (1 - fy)
-         + img[y0 + 1, x0] * (1 - fx) * fy + img[y0 + 1, x0 + 1] * fx * fy)
+    c = (
+        img[y0, x0] * (1 - fx) * (1 - fy)
+        + img[y0, x0 + 1] * fx * (1 - fy)
+        + img[y0 + 1, x0] * (1 - fx) * fy
+        + img[y0 + 1, x0 + 1] * fx * fy
+    )
     out = c.copy()
     mirror = model.mirror.numpy() if model.mirror is not None else np.arange(len(c))
     from_mirror = ~seen & seen[mirror]
@@ -144,7 +160,7 @@ def photo_texture_model(
         try:
             image = _read_photo(Path(p))
             faces = fl.flatten_image(image, name=str(p))
-        except Exception as e:  # noqa: BLE001 - one bad photo must not stop the others
+        except Exception as e:
             print(f"mmstn: skipped {p}: {e}", file=sys.stderr)
             continue
         if not faces or faces[0].method != "face_mesh":
@@ -191,8 +207,9 @@ def photo_files(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mmstn.photos.texture", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m mmstn.photos.texture", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("photos", nargs="+", help="photo files or folders of photos")
     ap.add_argument("--out", required=True, help="the .npz to write")
     ap.add_argument("--components", type=int, default=20, help="K, the number of texture components")

@@ -81,8 +81,11 @@ def train_from_photos(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mmstn.train.from_photos", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m mmstn.train.from_photos",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("photos", nargs="+", help="photo files or folders of face photos")
     ap.add_argument("--out", required=True, help="the run folder")
     ap.add_argument("--images", type=int, default=25_000, help="rendered training images (default 25000)")
@@ -92,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.images < 1 or a.steps < 1:
         ap.error("--images and --steps must be positive")
-    result = train_from_photos(a.photos, a.out, n_images=a.images, steps=a.steps, n_components=a.components,
-                               workers=a.workers)
+    result = train_from_photos(
+        a.photos, a.out, n_images=a.images, steps=a.steps, n_components=a.components, workers=a.workers
+    )
     print(f"mmstn: trained {a.out}/run: {result.step} steps, validation {result.final_eval}")
     return 0
 

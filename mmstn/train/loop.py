@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mmstn.data.augment import photometric_augment
 from mmstn.data.errors import DatasetFolderError
 from mmstn.data.flip import flip_image, flip_landmarks
 from mmstn.fitting import landmark_error
@@ -64,7 +65,6 @@ from mmstn.stn import STN3DMM, STNOutput
 from mmstn.train.checkpoint import load_training_checkpoint, save_training_checkpoint, save_weights
 from mmstn.train.config import RESUME_MUTABLE_FIELDS, TrainConfig, config_differences
 from mmstn.train.evaluate import evaluate
-from mmstn.data.augment import photometric_augment
 from mmstn.train.model import build_model, data_model, initial_theta_bias
 
 __all__ = [

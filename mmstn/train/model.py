@@ -13,10 +13,10 @@ from functools import lru_cache
 from torch import nn
 
 from mmstn.localiser import Localiser, SmallTrunk, ThetaHead, VGGFaceTrunk, load_vgg_face_weights
-from mmstn.stn import STN3DMM, STNConfig
 from mmstn.models.builtin import builtin_model
 from mmstn.models.ict import ict_face_model
 from mmstn.models.morphable import MorphableModel
+from mmstn.stn import STN3DMM, STNConfig
 from mmstn.train.config import MODELS, TrainConfig
 from mmstn.uv.grid_model import builtin_grid_model, default_grid_model
 
