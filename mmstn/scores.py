@@ -30,7 +30,9 @@ should be closer than between-subject pairs when the outputs are in dense corres
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -259,95 +261,153 @@ def radial_power_spectrum(x: torch.Tensor, mask=None, n_bins: int = 28, taper: f
 
 
 # ------------------------------------------------------------------------------------------ correspondence
+Normalise = Literal["none", "gain", "standardise", "chromaticity"]
+
+
 @dataclass
 class CorrespondenceScore:
-    """Within- and between-subject distances of flattened outputs (:func:`correspondence_score`).
+    """Do flattened outputs of the same person agree more than outputs of different people?
+    (:func:`correspondence_score`)
 
     Attributes:
-        within: mean RMS distance over pairs of images of the same subject.
-        between: mean RMS distance over pairs of images of different subjects.
+        within: mean RMS distance over pairs of outputs of the same subject, over the cells both saw.
+        between: the same over pairs of different subjects.
         ratio: within / between (1: the outputs carry no identity; → 0: perfectly consistent per subject).
-        nn_accuracy: fraction of images whose nearest other image (smallest distance) shows the same subject.
-        distances: (P, P) pairwise distances, P = S·n in subject-major order (NaN on the diagonal and for
-            pairs with too little overlap).
-        subject: (P,) subject index of each row.
+        nn_accuracy: fraction of outputs whose nearest other output (by that distance) shows the same subject.
+        distances: (N, N) pairwise distances (NaN on the diagonal and for pairs with too little overlap).
+        overlap: (N, N) fraction of the G² cells seen by both.
+        subject_ids: (N,) subject id of each row.
+        n_within, n_between: pairs counted.
     """
 
     within: float
     between: float
     ratio: float
     nn_accuracy: float
-    distances: torch.Tensor
-    subject: torch.Tensor
+    distances: np.ndarray
+    overlap: np.ndarray
+    subject_ids: np.ndarray
+    n_within: int
+    n_between: int
+
+    def per_subject(self) -> dict[int, tuple[float, float]]:
+        """subject id → (mean distance within the subject, mean distance to other subjects)."""
+        out = {}
+        ids = self.subject_ids
+        for sid in np.unique(ids):
+            rows = ids == sid
+            d = self.distances[rows]
+            same, other = d[:, rows], d[:, ~rows]
+            out[int(sid)] = (
+                float(np.nanmean(same)) if np.isfinite(same).any() else float("nan"),
+                float(np.nanmean(other)) if np.isfinite(other).any() else float("nan"),
+            )
+        return out
+
+
+def _score_inputs(flattened, mask, subject_ids) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """(N, C, G, G) float64 outputs, (N, 1, G, G) binary masks and (N,) ids from either accepted layout."""
+    if not isinstance(flattened, torch.Tensor) or not torch.is_floating_point(flattened):
+        raise ShapeError(f"flattened outputs must be a floating-point tensor, got {type(flattened).__name__}")
+    x = flattened.detach().cpu().double()
+    if x.ndim == 5:  # (S, n, C, G, G): S subjects × n outputs, subject-major
+        s, n, c, h, w = x.shape
+        if s < 2 or n < 2:
+            raise ShapeError(f"outputs need at least 2 subjects and 2 images per subject, got S={s}, n={n}")
+        if subject_ids is not None:
+            raise ValueError("subject_ids is implied by (S, n, C, G, G) outputs; pass (N, C, G, G) outputs with ids")
+        if mask is not None and tuple(mask.shape) != (s, n, 1, h, w):
+            raise ShapeError(f"masks must have shape ({s}, {n}, 1, {h}, {w}), got {tuple(mask.shape)}")
+        ids = np.repeat(np.arange(s), n)
+        x = x.reshape(s * n, c, h, w)
+        m = None if mask is None else mask.detach().cpu().reshape(s * n, 1, h, w)
+    elif x.ndim == 4:  # (N, C, G, G) with subject ids
+        if subject_ids is None:
+            raise ShapeError("(N, C, G, G) outputs need subject_ids (N,); or pass outputs (S, n, C, G, G)")
+        ids = np.asarray(torch.as_tensor(subject_ids).reshape(-1).tolist(), dtype=np.int64)
+        if len(ids) != x.shape[0]:
+            raise ShapeError(f"{len(ids)} subject ids for {x.shape[0]} outputs")
+        m = None if mask is None else mask.detach().cpu()
+        if m is not None and m.ndim == 3:
+            m = m[:, None]
+        if m is not None and tuple(m.shape) != (x.shape[0], 1, *x.shape[2:]):
+            raise ShapeError(f"masks must have shape ({x.shape[0]}, 1, {x.shape[2]}, {x.shape[3]}), got "
+                             f"{tuple(mask.shape)}")
+    else:
+        raise ShapeError(f"outputs must be (S, n, C, G, G) or (N, C, G, G) with subject ids, got {tuple(x.shape)}")
+    check_finite("outputs", x)
+    m = torch.ones(x.shape[0], 1, *x.shape[2:], dtype=torch.float64) if m is None else (m.double() > 0.5).double()
+    return x, m, ids
 
 
 @one_thread()
 def correspondence_score(
-    outputs: torch.Tensor,
-    masks: torch.Tensor | None = None,
+    flattened: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    subject_ids: torch.Tensor | Sequence[int] | None = None,
     *,
-    normalise: bool = True,
+    normalise: Normalise = "none",
     highpass_sigma: float | None = None,
     min_overlap: float = 0.05,
 ) -> CorrespondenceScore:
-    """How consistently flattened outputs of the same subject agree, compared with different subjects.
+    """Within- vs between-subject distances of flattened outputs, over the cells visible in both.
 
-    For images a, b with masks m_a, m_b the distance is
-    d(a, b) = √( Σ_i m_a,i m_b,i ‖x_a,i − x_b,i‖² / (C Σ_i m_a,i m_b,i) ) over the jointly visible cells.
+    For outputs a, b with masks m_a, m_b the distance is
+    d(a, b) = √( Σ_i m_a,i m_b,i ‖x_a,i − x_b,i‖² / (C Σ_i m_a,i m_b,i) ), for all pairs at once with matrix
+    products in float64. The one correspondence metric of mmstn: chapters 07 and 08 and the photo averages
+    all use it.
 
     Args:
-        outputs: (S, n, C, G, G): S subjects × n images each (n ≥ 2 for within-subject pairs, S ≥ 2).
-        masks: (S, n, 1, G, G) visibility (default: all cells).
-        normalise: divide each image of a pair by its per-channel mean over the pair's jointly visible cells
-            (removes global light intensity and colour; the comparison is then about the pattern). With
-            ``highpass_sigma`` each image is divided by its mean over its own mask before the detail layer.
-        highpass_sigma: compare the detail layers D (σ in cells, :func:`detail_layer`) instead of the colours.
-        min_overlap: pairs sharing fewer than this fraction of the G² cells are left out (NaN).
+        flattened: (N, C, G, G) outputs with ``subject_ids`` (N,), or (S, n, C, G, G): S subjects × n outputs.
+        mask: (N, 1, G, G) or (S, n, 1, G, G) visibility (default: every cell).
+        subject_ids: (N,) for (N, C, G, G) outputs; implied by the layout of (S, n, C, G, G) outputs.
+        normalise: compare the outputs as they are (``"none"``); divide each output of a pair by its
+            per-channel mean over the pair's jointly visible cells (``"gain"``: removes light intensity and
+            colour, for renders); standardise each over its visible cells (``"standardise"``: zero mean, unit
+            variance; discounts exposure and contrast, for photos); or compare chromaticities W_c / Σ_c W_c
+            (``"chromaticity"``: discounts white-light shading entirely; useless on grey photos).
+        highpass_sigma: compare the detail layers (σ in cells, :func:`detail_layer`) instead of the colours;
+            with ``"gain"`` each output is first divided by its mean over its own mask.
+        min_overlap: pairs sharing less than this fraction of the G² cells are left out (NaN).
 
     Returns:
         :class:`CorrespondenceScore`.
     """
-    if not isinstance(outputs, torch.Tensor) or not torch.is_floating_point(outputs) or outputs.ndim != 5:
-        raise ShapeError(f"outputs must be a floating-point tensor (S subjects, n images, C, G, G), got "
-                         f"{tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__}")
-    s, n, c, h, w = outputs.shape
-    if s < 2 or n < 2:
-        raise ShapeError(f"outputs need at least 2 subjects and 2 images per subject, got S={s}, n={n}")
-    check_finite("outputs", outputs)
-    x = outputs.reshape(s * n, c, h, w).double()
-    if masks is None:
-        m = torch.ones(s * n, 1, h, w, dtype=torch.float64)
-    else:
-        if tuple(masks.shape) != (s, n, 1, h, w):
-            raise ShapeError(f"masks must have shape ({s}, {n}, 1, {h}, {w}), got {tuple(masks.shape)}")
-        m = (masks.reshape(s * n, 1, h, w).double() > 0.5).double()
+    if normalise not in ("none", "gain", "standardise", "chromaticity"):
+        raise ValueError(f"normalise={normalise!r}: use 'none', 'gain', 'standardise' or 'chromaticity'")
+    x, m, ids = _score_inputs(flattened, mask, subject_ids)
+    p, c, h, w = x.shape
+    if normalise == "chromaticity":
+        x = x / x.sum(1, keepdim=True).clamp(min=1e-3)
+    elif normalise == "standardise":
+        cnt = (m.sum((1, 2, 3)) * c).clamp(min=1)
+        mean = (x * m).sum((1, 2, 3)) / cnt
+        var = (((x - mean[:, None, None, None]) * m) ** 2).sum((1, 2, 3)) / cnt
+        x = (x - mean[:, None, None, None]) / var.clamp(min=1e-12).sqrt()[:, None, None, None]
     if highpass_sigma is not None:
-        if normalise:  # own-mask gain first: the detail layer of a brighter copy is a brighter copy
+        if normalise == "gain":  # own-mask gain first: the detail layer of a brighter copy is a brighter copy
             mean = (x * m).sum((2, 3), keepdim=True) / m.sum((2, 3), keepdim=True).clamp_min(1)
             x = x / mean.clamp_min(1e-6)
         x, m = detail_layer(x, m, highpass_sigma)
-    xm = (x * m).reshape(s * n, c, -1)
-    mm = m.reshape(s * n, -1)
-    x2 = (x * x * m).reshape(s * n, c, -1)
+    xm = (x * m).reshape(p, c, -1)
+    mm = m.reshape(p, -1)
+    x2 = (x * x * m).reshape(p, c, -1)
     overlap = mm @ mm.T
-    sq = torch.zeros(s * n, s * n, dtype=torch.float64)
+    sq = torch.zeros(p, p, dtype=torch.float64)
     for ch in range(c):
         s2 = x2[:, ch] @ mm.T  # (a, b): Σ_i m_a m_b x_a²
         cross = xm[:, ch] @ xm[:, ch].T
-        if normalise and highpass_sigma is None:
-            # each image divided by its mean over the pair's joint region (per channel)
-            mu = (xm[:, ch] @ mm.T) / overlap.clamp_min(1)  # (a, b): mean of a where b is visible too
-            mu = mu.clamp_min(1e-6)
+        if normalise == "gain" and highpass_sigma is None:
+            mu = ((xm[:, ch] @ mm.T) / overlap.clamp_min(1)).clamp_min(1e-6)  # mean of a where b is seen too
             sq += s2 / mu**2 + s2.T / mu.T**2 - 2.0 * cross / (mu * mu.T)
         else:
             sq += s2 + s2.T - 2.0 * cross
-    dist = (sq.clamp_min(0) / (c * overlap.clamp_min(1))).sqrt()
-    dist[overlap < min_overlap * h * w] = float("nan")
-    dist.fill_diagonal_(float("nan"))
-    subject = torch.arange(s).repeat_interleave(n)
-    within, between, ratio, nn_acc, _, _ = summarise_distances(dist.numpy(), subject.numpy())
-    return CorrespondenceScore(within=within, between=between, ratio=ratio, nn_accuracy=nn_acc,
-                               distances=dist.float(), subject=subject)
+    frac = (overlap / (h * w)).numpy()
+    dist = (sq.clamp_min(0) / (c * overlap.clamp_min(1))).sqrt().numpy()
+    dist = np.where((frac >= min_overlap) & ~np.eye(p, dtype=bool), dist, np.nan)
+    within, between, ratio, nn_acc, n_within, n_between = summarise_distances(dist, ids)
+    return CorrespondenceScore(within=within, between=between, ratio=ratio, nn_accuracy=nn_acc, distances=dist,
+                               overlap=frac, subject_ids=ids, n_within=n_within, n_between=n_between)
 
 
 def summarise_distances(dist: np.ndarray, subject: np.ndarray) -> tuple[float, float, float, float, int, int]:

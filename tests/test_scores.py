@@ -141,8 +141,11 @@ def test_correspondence_score_separates_subjects():
     score = correspondence_score(outputs.float())
     assert score.within < score.between
     assert score.ratio < 0.3 and score.nn_accuracy == 1.0
-    assert score.distances.shape == (S * n, S * n) and torch.isnan(score.distances.diagonal()).all()
-    assert score.subject.tolist() == [0] * n + [1] * n + [2] * n
+    assert score.distances.shape == (S * n, S * n) and np.isnan(np.diag(score.distances)).all()
+    assert score.subject_ids.tolist() == [0] * n + [1] * n + [2] * n
+    # the (N, C, G, G) + ids layout is the same score
+    flat = correspondence_score(outputs.float().reshape(S * n, 3, G, G), None, torch.arange(S).repeat_interleave(n))
+    np.testing.assert_allclose(flat.distances, score.distances, equal_nan=True)
     same = correspondence_score(identity.expand(S, n, -1, -1, -1).clone().float() * 0 + 0.5)
     assert same.within == pytest.approx(0.0, abs=1e-6) and same.between == pytest.approx(0.0, abs=1e-6)
 
@@ -155,21 +158,25 @@ def test_correspondence_score_uses_joint_masks_and_gain_normalisation():
     outputs[:, 1] *= 1.7  # a brighter light on every second image: removed by the gain normalisation
     masks = torch.ones(S, n, 1, G, G)
     masks[:, 0, :, :, : G // 2] = 0  # first images see the right half, second images all of it
-    score = correspondence_score(outputs, masks)
+    score = correspondence_score(outputs, masks, normalise="gain")
     assert score.within == pytest.approx(0.0, abs=1e-5)
     assert score.nn_accuracy == 1.0
-    raw = correspondence_score(outputs, masks, normalise=False)
+    raw = correspondence_score(outputs, masks)
     assert raw.within > 0.1
     tiny = torch.zeros(S, n, 1, G, G)
     tiny[..., :2, :2] = 1
     assert math.isnan(correspondence_score(outputs, tiny).within)
-    hp = correspondence_score(outputs, masks, highpass_sigma=1.5)
+    hp = correspondence_score(outputs, masks, normalise="gain", highpass_sigma=1.5)
     assert hp.within < 0.2 * hp.between
 
 
 def test_correspondence_score_errors():
-    with pytest.raises(ShapeError, match="outputs"):
+    with pytest.raises(ShapeError, match="subject_ids"):
         correspondence_score(torch.zeros(2, 3, G, G))
+    with pytest.raises(ShapeError, match="outputs"):
+        correspondence_score(torch.zeros(2, G, G))
+    with pytest.raises(ValueError, match="normalise"):
+        correspondence_score(torch.zeros(2, 2, 3, G, G), normalise="bogus")
     with pytest.raises(ShapeError, match="2 subjects"):
         correspondence_score(torch.zeros(1, 3, 3, G, G))
     with pytest.raises(ShapeError, match="masks"):

@@ -53,7 +53,7 @@ from mmstn.averaging.estimators import (
     localiser_estimator,
 )
 from mmstn.averaging.pipeline import AveragingResult, average_subjects
-from mmstn.averaging.scores import CorrespondenceScore, correspondence_score, psnr_curve, texture_psnr
+from mmstn.averaging.scores import psnr_curve, texture_psnr
 from mmstn.averaging.sources import (
     FaceBatch,
     SubjectSource,
@@ -64,6 +64,7 @@ from mmstn.averaging.sources import (
     true_flattened_texture,
     umdfaces_subjects,
 )
+from mmstn.scores import CorrespondenceScore, correspondence_score
 
 __all__ = [
     "AverageAccumulator",

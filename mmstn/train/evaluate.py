@@ -30,7 +30,7 @@ from mmstn.stn import STN3DMM
 from mmstn.theta import THETA_ALPHA, THETA_R, Theta, ThetaConvention
 from mmstn.transforms import axis_angle_to_matrix, matrix_to_euler
 
-__all__ = ["EvalResult", "evaluate", "predict", "truth_in_stn_frame", "yaw_pitch_roll_deg"]
+__all__ = ["EvalResult", "evaluate", "predict", "stn_rows", "truth_in_stn_frame", "yaw_pitch_roll_deg"]
 
 
 @dataclass
@@ -68,6 +68,31 @@ def _batches(dataset, batch_size: int, n: int):
         items = [dataset[i] for i in range(a, min(a + batch_size, n))]
         keys = [k for k in items[0] if all(k in s for s in items)]
         yield {k: torch.stack([torch.as_tensor(s[k]) for s in items]) for k in keys}
+
+
+@torch.no_grad()
+def stn_rows(localiser: Localiser, stn: STN3DMM, mesh, samples: Sequence[dict]) -> list[dict[str, torch.Tensor]]:
+    """What the network sees, per sample (the paper's Fig. 6; :func:`mmstn.viz.train_figures.fig_strip`).
+
+    Args:
+        localiser, stn: the localiser and the STN its θ is meant for.
+        mesh: the morphable model before resampling (the grid model's shape space), rendered at θ̂.
+        samples: dicts with ``image`` (3, S, S) and ``landmarks21`` (21, 2).
+
+    Returns:
+        per sample: ``image``, ``render`` (the estimated shape in the estimated pose), ``sampled`` (V),
+        ``mask`` (M), ``flattened`` (W = V·M), ``landmarks`` (estimated) and ``labels``.
+    """
+    from mmstn.render import render_face
+
+    rows = []
+    for smp in samples:
+        theta = predict(localiser, smp["image"][None])
+        out = stn(smp["image"][None], theta)
+        render = render_face(mesh, theta[0], scale_base=stn.config.scale_base).image
+        rows.append({"image": smp["image"], "render": render, "sampled": out.sampled[0], "mask": out.mask[0],
+                     "flattened": out.flattened[0], "landmarks": out.landmarks[0], "labels": smp["landmarks21"]})
+    return rows
 
 
 @torch.no_grad()
