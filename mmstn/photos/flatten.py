@@ -53,6 +53,9 @@ __all__ = [
 #: the crop's side in units of the landmark box's larger side (the authors' crops: about 1.9)
 CROP_FACTOR = 1.8
 IMAGE_SIZE = 224
+#: ``combine``: above this |yaw| of the CNN's θ its θ is used instead of the face-mesh fit (set on renders,
+#: benchmarks/bench_photo_yaw.py)
+SWITCH_YAW_DEG = 50.0
 
 
 class NoFaceFound(RuntimeError):
@@ -161,6 +164,11 @@ class Flattener:
             (:func:`mmstn.train.available_pretrained`, e.g. ``"photo_small"``) or a ``weights.pt`` file. The
             model is then the localiser's own (5 identity + 5 expression components) and ``model`` and
             ``n_components`` must be left out.
+        combine: with ``localiser``: keep the face-mesh fit (and the full default model), and take the CNN's θ
+            only where the face mesh is unreliable: when it finds no face, or when the CNN sees the face
+            turned by more than ``switch_yaw_deg`` (the face mesh flattens near-profile faces towards
+            frontal ones).
+        switch_yaw_deg: the |yaw| of the CNN's θ above which ``combine`` uses it.
     """
 
     def __init__(
@@ -172,6 +180,8 @@ class Flattener:
         largest: bool = False,
         n_components: int | None = None,
         localiser: str | Path | None = None,
+        combine: bool = False,
+        switch_yaw_deg: float = SWITCH_YAW_DEG,
     ) -> None:
         from mmstn.photos.correspondence import correspondence_for
         from mmstn.stn import STN3DMM, STNConfig
@@ -179,10 +189,16 @@ class Flattener:
         if not isinstance(grid, int) or isinstance(grid, bool) or not 8 <= grid <= 1024:
             raise ValueError(f"grid must be an integer number of cells in [8, 1024], got {grid!r}")
         self.localiser = None
+        self.combine, self.switch_yaw_deg = bool(combine), float(switch_yaw_deg)
+        if combine and localiser is None:
+            raise ValueError("combine=True needs a localiser (e.g. localiser='photo_small')")
         if localiser is not None:
             if model is not None or n_components is not None:
                 raise ValueError("localiser= brings its own model: leave model and n_components out")
-            self.localiser, model = _load_localiser(localiser)
+            self.localiser, cnn_model = _load_localiser(localiser)
+            self._cnn_model = cnn_model
+            if not combine:
+                model = cnn_model
         self.model = _default_model() if model is None else model
         d = self.model.n_components if n_components is None else int(n_components)
         if not 0 <= d <= self.model.n_components:
@@ -264,10 +280,14 @@ class Flattener:
 
         S = IMAGE_SIZE
         crop, k, o = crop_square(image, box.centre, CROP_FACTOR * box.size, S)
-        points = None if self.localiser is not None else self.faces.mesh(image, box)
+        cnn_only = self.localiser is not None and not self.combine
+        points = None if cnn_only else self.faces.mesh(image, box)
+        theta_cnn = None
         if self.localiser is not None:
             with torch.no_grad():
-                theta = self.localiser(hwc_uint8_to_chw_float(crop)[None])[0].double()
+                theta_cnn = self.localiser(hwc_uint8_to_chw_float(crop)[None])[0].double()
+        if theta_cnn is not None and (cnn_only or points is None or self._turned(theta_cnn)):
+            theta = self._from_cnn(theta_cnn)
             method = "localiser"
         elif points is not None:
             p = torch.from_numpy(k * (points[self._use] - o))
@@ -318,6 +338,28 @@ class Flattener:
             model=self.model.name,
             extra={"grid_px": grid_px},
         )
+
+    def _turned(self, theta: torch.Tensor) -> bool:
+        """Is the face of θ turned by more than ``switch_yaw_deg``?"""
+        from mmstn.theta import THETA_R
+        from mmstn.transforms import axis_angle_to_euler
+
+        yaw = float(torch.rad2deg(axis_angle_to_euler(theta[None, THETA_R])[0][0]))
+        return abs(yaw) > self.switch_yaw_deg
+
+    def _from_cnn(self, theta: torch.Tensor) -> torch.Tensor:
+        """The CNN's θ (its model: 5 + 5 components) in the layout of ``self.model`` (the first components)."""
+        from mmstn.theta import THETA_ALPHA, theta_size
+
+        cnn = self._cnn_model
+        if self.model is cnn:
+            return theta
+        out = torch.zeros(theta_size(self.model.n_components), dtype=theta.dtype)
+        out[:THETA_ALPHA.start] = theta[:THETA_ALPHA.start]
+        alpha, full = theta[THETA_ALPHA], out[THETA_ALPHA]
+        full[: cnn.n_identity] = alpha[: cnn.n_identity]
+        full[self.model.n_identity : self.model.n_identity + cnn.n_expression] = alpha[cnn.n_identity :]
+        return out
 
     def _box_theta(self, box: FaceBox, k: float, o: np.ndarray) -> torch.Tensor:
         """The frontal mean face whose iBUG-68 (else all-vertex) box fills ``box``: θ in the crop frame."""
