@@ -21,7 +21,8 @@ from mmstn.scores import (
     retained_detail,
 )
 from mmstn.stn import STN3DMM, STNConfig
-from mmstn.uv import builtin_grid_model
+from mmstn.theta import THETA_T
+from mmstn.uv import builtin_grid_model, default_grid_model
 from mmstn.uv.resample import grid_uv
 
 G = 48
@@ -215,14 +216,15 @@ def subjects():
 
 @pytest.fixture(scope="module")
 def stn():
-    return STN3DMM(builtin_grid_model(112), STNConfig.paper(grid_size=112))
+    return STN3DMM(default_grid_model(112), STNConfig.paper(grid_size=112))
 
 
 def test_sample_subjects_ground_truth(subjects, stn):
     s = subjects
     assert s.images.shape == (2, 2, 3, 224, 224) and s.theta.shape == (2, 2, 16)
     assert s.truth.shape == s.truth_pca.shape == (2, 2, 3, 112, 112)
-    assert s.albedo.shape == s.model_albedo.shape == (2, 3, 112, 112) and s.beta.shape == (2, 10)
+    assert s.albedo.shape == s.model_albedo.shape == (2, 3, 112, 112)
+    assert s.beta.shape == (2, 4)  # the ICT face has 4 colour modes
     assert s.landmarks.shape == (2, 2, 21, 2) and s.visible.shape == (2, 2, 21) and s.visible.sum() > 40
     assert s.flat("images").shape == (4, 3, 224, 224)
     assert torch.equal(s.theta[0, 0, 6:11], s.theta[0, 1, 6:11])  # identity fixed per subject
@@ -232,13 +234,18 @@ def test_sample_subjects_ground_truth(subjects, stn):
         out = stn(s.flat("images"), s.flat("theta"))
     inner = out.mask * (out.grid.abs() < 0.98).all(-1)[:, None]
     err = photometric_error(out.sampled, s.flat("truth"), inner)
-    assert float(err.max()) < 0.05
+    assert float(err.max()) < 0.075  # measured 0.03-0.07 on the ICT face (a grid cell spans ~2 px here)
+    shifted = s.flat("theta").clone()
+    shifted[:, THETA_T] += 2.0  # two pixels off: clearly worse on every image
+    with torch.no_grad():
+        off = stn(s.flat("images"), shifted)
+    assert (err < 0.8 * photometric_error(off.sampled, s.flat("truth"), inner)).all()
     again = sample_subjects(2, 1, seed=0)
     assert torch.equal(again.images[:, 0], s.images[:, 0])
 
 
 def test_stn_output_retains_more_detail_than_the_reconstruction(subjects, stn):
-    g = builtin_grid_model(112)
+    g = default_grid_model(112)
     s = subjects
     comp = compare_methods(stn, g, s.flat("images"), s.flat("theta"), truth=s.flat("truth"),
                            truth_pca=s.flat("truth_pca"), face_mask=s.flat("face_mask"))

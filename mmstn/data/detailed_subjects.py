@@ -1,7 +1,7 @@
 """Synthetic test subjects whose albedo carries detail outside the PCA span (pores, freckles, moles, lines).
 
 Real skin has fine structure that no low-dimensional PCA albedo spans: the crux of the paper's argument
-(§1.2, §4) that resampling keeps what a model-based reconstruction loses. The built-in texture basis is
+(§1.2, §4) that resampling keeps what a model-based reconstruction loses. The models' texture bases are
 smooth, so each synthetic subject's albedo is multiplied by a subject-specific detail field defined
 continuously on the UV square: band-pass skin grain, freckles concentrated on the cheeks and nose, a few moles
 and forehead lines (:func:`fine_detail`). :func:`sample_subjects` renders them from a finer grid model
@@ -92,7 +92,7 @@ def fine_detail(uv, subject: int, seed: int = 0, settings: DetailSettings = Deta
 
     Deterministic in (seed, subject, settings) and continuous in UV, so the same detail can be evaluated
     on the STN's grid and on a finer render mesh. Freckles gather on the cheeks and the nose, lines on the
-    forehead (the built-in layout: v = 1 is the top of the grid, the eyes are near v = 0.76).
+    forehead (v = 1 is the top of the grid; the regions are placed for a face that fills the square).
 
     Args:
         uv: (N, 2) UV positions in [0, 1]² (e.g. :func:`mmstn.uv.grid_uv`).
@@ -147,7 +147,7 @@ def fine_detail(uv, subject: int, seed: int = 0, settings: DetailSettings = Deta
 
 @dataclass
 class SubjectImages:
-    """S built-in subjects × n images each, with fine detail outside the PCA span (:func:`sample_subjects`).
+    """S synthetic subjects × n images each, with fine detail outside the PCA span (:func:`sample_subjects`).
 
     Attributes:
         images: float32 (S, n, 3, H, W) in [0, 1].
@@ -220,7 +220,7 @@ def sample_subjects(
     pixel_noise: float = 0.005,
     scene: SceneDistribution = _DEFAULT_SCENE,
 ) -> SubjectImages:
-    """Render S built-in subjects, n poses and lights each, with per-subject fine albedo detail.
+    """Render S subjects of the grid models' face, n poses and lights each, with per-subject fine albedo detail.
 
     Each subject's identity α_id and texture β come from :func:`mmstn.data.synthetic.subject_parameters`
     (the data generator's subject stream), its detail from :func:`fine_detail`. Per image: yaw, pitch and
@@ -232,9 +232,10 @@ def sample_subjects(
     Args:
         n_subjects, n_images: S and n.
         seed: the set's seed (subject s uses the generator's subject stream for (seed, s)).
-        grid_model: the STN's grid model (default :func:`mmstn.uv.builtin_grid_model` (112)).
+        grid_model: the STN's grid model (default :func:`mmstn.uv.default_grid_model` (112)).
         render_model: the finer grid model the images are rendered from; its side must be f·(G − 1) + 1 for an
-            integer f so that every STN vertex is a render vertex (default :func:`builtin_grid_model` (2G − 1)).
+            integer f so that every STN vertex is a render vertex (default: :func:`~mmstn.uv.default_grid_model`
+            at 2G − 1).
         detail: :class:`DetailSettings` (``DetailSettings().scaled(0)`` for PCA-only subjects).
         image_size: H = W.
         pixel_noise: noise standard deviation.
@@ -243,14 +244,14 @@ def sample_subjects(
     Returns:
         :class:`SubjectImages`.
     """
-    from mmstn.uv import builtin_grid_model
+    from mmstn.uv import default_grid_model
     from mmstn.uv.resample import grid_uv
 
     if n_subjects < 1 or n_images < 1:
         raise ValueError(f"n_subjects={n_subjects} and n_images={n_images} must be at least 1")
-    gm = builtin_grid_model(112) if grid_model is None else grid_model
+    gm = default_grid_model(112) if grid_model is None else grid_model
     G = math.isqrt(gm.n_vertices)
-    rm = builtin_grid_model(2 * G - 1, gm.n_identity, gm.n_expression) if render_model is None else render_model
+    rm = default_grid_model(2 * G - 1, gm.n_identity, gm.n_expression) if render_model is None else render_model
     Gr = math.isqrt(rm.n_vertices)
     if G * G != gm.n_vertices or Gr * Gr != rm.n_vertices or (Gr - 1) % (G - 1) != 0:
         raise ShapeError(f"grid_model ({gm.n_vertices} vertices) and render_model ({rm.n_vertices}) must be G×G "
