@@ -209,7 +209,9 @@ def fig_detail_layers(
         if zoom is not None:
             rs, cs = _zoom_slice(d.shape[0], zoom)
             img = img[rs, cs]
-        ax.imshow(img, cmap="gray", vmin=-vmax, vmax=vmax, interpolation="nearest")
+        # masked cells black, as in every flattened-face figure
+        ax.imshow(img, cmap=plt.get_cmap("gray").with_extremes(bad="black"), vmin=-vmax, vmax=vmax,
+                  interpolation="nearest")
         ax.set_title(name, fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
