@@ -216,3 +216,13 @@ def test_plain_obj_to_grid_model_and_stn(tmp_path):
     stn = STN3DMM(grid, STNConfig.faithful(grid_size=16))
     # ---
     assert grid.n_vertices == 256 and stn is not None
+
+
+def test_from_arrays_takes_a_basis_in_the_models_own_layout():
+    rng = np.random.default_rng(0)
+    mean = rng.normal(size=(5, 3)) * 50
+    tri = np.array([[0, 1, 2], [0, 2, 3], [0, 3, 4]])
+    knk = rng.normal(size=(2, 5, 3))  # (K, N, 3)
+    a = MorphableModel.from_arrays(mean, tri, basis=knk)
+    b = MorphableModel.from_arrays(mean, tri, basis=np.moveaxis(knk, 0, -1))  # (N, 3, K)
+    assert a.basis.shape == (2, 5, 3) and torch.equal(a.basis, b.basis)

@@ -191,7 +191,8 @@ class MorphableModel:
         Args:
             mean: mean shape, (N, 3), in ``units``.
             triangles: (F, 3) integer vertex ids, 0-based, counter-clockwise seen from the front.
-            basis: optional shape basis, (3N, K) (x, y, z interleaved per vertex, the BFM layout) or (N, 3, K),
+            basis: optional shape basis, (3N, K) (x, y, z interleaved per vertex, the BFM layout), (N, 3, K) or
+                (K, N, 3) (the model's own layout),
                 in ``units`` per unit coefficient. ``None`` gives a mean-only model (K = 0).
             std: optional (K,) standard deviations of the components; folded into the basis so that
                 α ~ N(0, I). Leave ``None`` when the basis is already scaled.
@@ -264,10 +265,12 @@ class MorphableModel:
             b = np.asarray(basis.detach().cpu() if isinstance(basis, torch.Tensor) else basis, dtype=np.float64)
             if b.ndim == 2 and b.shape[0] == 3 * n:
                 b = b.reshape(n, 3, -1)
+            elif b.ndim == 3 and b.shape[1:] == (n, 3) and b.shape[:2] != (n, 3):
+                b = np.moveaxis(b, 0, -1)  # (K, N, 3), the model's own layout (e.g. orthogonalise_basis)
             elif not (b.ndim == 3 and b.shape[:2] == (n, 3)):
                 raise ShapeError(
-                    f"basis must have shape (3N, K) = ({3 * n}, K) or (N, 3, K) = ({n}, 3, K) for the {n} vertices "
-                    f"of mean, got {b.shape}; a (K, 3N) basis needs .T"
+                    f"basis must have shape (3N, K) = ({3 * n}, K), (N, 3, K) = ({n}, 3, K) or (K, N, 3) = "
+                    f"(K, {n}, 3) for the {n} vertices of mean, got {b.shape}; a (K, 3N) basis needs .T"
                 )
             if not np.isfinite(b).all():
                 raise ValueError("basis holds NaN or inf values; repair the basis before building the model")

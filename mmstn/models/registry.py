@@ -234,7 +234,12 @@ def load_mesh(path: str | Path, *, units: str = "mm", name: str | None = None) -
             vertices, faces, uv=uv, units=units, name=name or path.stem, source=str(path)
         )
     except ValueError as exc:
-        raise ModelFileError(path, str(exc), "Fix the mesh (see mmstn.models.meshtools) or state units=...") from exc
+        raise ModelFileError(
+            path,
+            str(exc),
+            "Fix the mesh (see mmstn.models.meshtools), or state its unit: "
+            f"mmstn.models.load_mesh({str(path)!r}, units='cm')",
+        ) from exc
 
 
 def load_model(name_or_path: str | Path | None = None, *, verbose: bool = True) -> MorphableModel:
