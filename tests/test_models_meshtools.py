@@ -92,3 +92,34 @@ def test_check_mesh_errors() -> None:
     with pytest.raises(mt.MeshError, match="non-manifold"):
         extra = np.array([[F[0, 0], F[0, 1], len(V)], [F[0, 1], F[0, 0], len(V) + 1]])
         mt.check_mesh(np.concatenate([V, [[0, 0, 5.0], [0, 1, 5.0]]]), np.concatenate([F, extra]))
+
+
+def test_close_holes_on_a_stack_of_shapes_gives_each_its_own_rim_mean() -> None:
+    V, F = grid_mesh()
+    stack = np.stack([V, V * 2.0 + 1.0])
+    S2, F2 = mt.close_holes(stack, F)
+    V2, G2 = mt.close_holes(V, F)
+    assert S2.shape == (2, len(V) + 1, 3) and np.array_equal(F2, G2)
+    np.testing.assert_allclose(S2[0], V2)
+    np.testing.assert_allclose(S2[1, -1], 2.0 * V2[-1] + 1.0)
+
+
+def test_close_model_holes_keeps_the_model_linear_and_its_mirror_map() -> None:
+    import torch
+
+    from mmstn.models import MorphableModel
+
+    V, F = grid_mesh()
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(3, len(V), 3))
+    mirror = mt.mirror_map(V * 40, F)  # x → −x of the symmetric grid (in mm)
+    model = MorphableModel.from_arrays(V * 40, F, basis=basis, mirror=mirror, colour=np.full((len(V), 3), 0.5))
+    closed = mt.close_model_holes(model)
+    assert closed.n_vertices == model.n_vertices + 1 and len(mt.boundary_loops(closed.triangles.numpy())) == 1
+    alpha = torch.tensor([[0.3, -1.2, 0.7]], dtype=closed.dtype)
+    rim = mt.boundary_loops(F)[1]
+    np.testing.assert_allclose(
+        closed.shape(alpha)[0, -1].numpy(), model.shape(alpha)[0, rim].mean(0).numpy(), atol=1e-4
+    )
+    assert int(closed.mirror[-1]) == model.n_vertices  # the central hole is its own mirror image
+    assert mt.close_model_holes(closed) is closed  # nothing left to close

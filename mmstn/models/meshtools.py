@@ -9,6 +9,8 @@ a user's own mesh can be prepared the same way.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from scipy.spatial import cKDTree
 
@@ -17,6 +19,7 @@ __all__ = [
     "boundary_loops",
     "check_mesh",
     "close_holes",
+    "close_model_holes",
     "crop",
     "largest_component",
     "median_edge_length",
@@ -106,22 +109,74 @@ def close_holes(V: np.ndarray, F: np.ndarray, *, keep: int = 1) -> tuple[np.ndar
     Each hole gets one new vertex at its loop's centroid and one triangle per loop edge, oriented like the
     surrounding triangles, so a face with open eyes and mouth becomes a disk (one boundary loop).
 
+    Args:
+        V: (N, 3) vertices, or a stack (…, N, 3) of shapes on the same triangles (registered scans, a basis):
+            every shape gets the same new vertices, each the mean of its own rim.
+        F: (F, 3) triangles.
+        keep: how many of the longest loops stay open (1: the outer rim).
+
     Returns:
-        (V2 (N + holes, 3), F2 (F + sum of hole lengths, 3)).
+        (V2 (…, N + holes, 3), F2 (F + sum of hole lengths, 3)).
     """
     V = np.asarray(V, dtype=np.float64)
     F = np.asarray(F, dtype=np.int64)
-    loops = boundary_loops(F)
-    newV, newF = [V], [F]
-    n = len(V)
-    for loop in loops[keep:]:
-        c = V[loop].mean(0)
-        newV.append(c[None])
-        # boundary edges run a->b in the triangle's order, so the fill triangle uses b->a to keep orientation
-        a, b = loop, np.roll(loop, -1)
-        newF.append(np.stack([b, a, np.full_like(a, n)], 1))
-        n += 1
-    return np.concatenate(newV), np.concatenate(newF)
+    loops = boundary_loops(F)[keep:]
+    n = V.shape[-2]
+    centres = [V[..., loop, :].mean(-2, keepdims=True) for loop in loops]
+    # boundary edges run a->b in the triangle's order, so the fill triangle uses b->a to keep orientation
+    fans = [np.stack([np.roll(loop, -1), loop, np.full_like(loop, n + i)], 1) for i, loop in enumerate(loops)]
+    return np.concatenate([V, *centres], -2), np.concatenate([F, *fans])
+
+
+def close_model_holes(model, *, keep: int = 1):
+    """A :class:`~mmstn.models.MorphableModel` with all but ``keep`` boundary loops closed (:func:`close_holes`).
+
+    A hole's new vertex is the mean of its rim in the mean shape, in every basis component, in the colour and
+    texture basis and in the UVs, so the model stays exactly linear; the mirror map pairs the new vertices of
+    mirror-image holes. For a model with an open mouth (the Surrey Face Model), so that the symmetric
+    embedding does not collapse the mouth onto a slit.
+
+    Raises:
+        ValueError: the mirror image of a hole is not a hole (the mirror map and the mesh disagree).
+    """
+    import torch
+
+    F = model.triangles.cpu().numpy()
+    loops = boundary_loops(F)[keep:]
+    if not loops:
+        return model
+    n = model.n_vertices
+    index = [torch.as_tensor(loop) for loop in loops]
+
+    def extend(t):
+        if t is None:
+            return None
+        rims = torch.stack([t[..., i, :].mean(-2) for i in index], -2)
+        return torch.cat([t, rims.to(t.dtype)], -2)
+
+    _, F2 = close_holes(model.mean.detach().cpu().numpy(), F, keep=keep)
+    mirror = None
+    if model.mirror is not None:
+        m = model.mirror.cpu().numpy()
+        rim = {frozenset(loop.tolist()): n + k for k, loop in enumerate(loops)}
+        try:
+            extra = [rim[frozenset(m[loop].tolist())] for loop in loops]
+        except KeyError as exc:
+            raise ValueError(
+                f"model {model.name!r}: the mirror image of a hole is not a hole; check the mirror map "
+                "(mmstn.models.meshtools.mirror_map) or symmetrise the mesh first"
+            ) from exc
+        mirror = torch.as_tensor(np.concatenate([m, extra]), dtype=model.mirror.dtype)
+    return replace(
+        model,
+        mean=extend(model.mean),
+        basis=extend(model.basis),
+        triangles=torch.as_tensor(F2, dtype=model.triangles.dtype),
+        colour=extend(model.colour),
+        texture_basis=extend(model.texture_basis),
+        uv=extend(model.uv),
+        mirror=mirror,
+    )
 
 
 def largest_component(F: np.ndarray, n_vertices: int) -> np.ndarray:
