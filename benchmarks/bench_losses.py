@@ -34,6 +34,7 @@ from mmstn.losses import AUTHORS_WEIGHTS, landmark_loss, objective, prior_loss, 
 from mmstn.models import builtin_model
 from mmstn.render import render_face
 from mmstn.stn import STN3DMM, STNConfig
+from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T
 from mmstn.uv import builtin_grid_model
 
 B = 32
@@ -43,10 +44,10 @@ def inputs(g: int):
     gen = torch.Generator().manual_seed(0)
     image = torch.rand(B, 3, 224, 224, generator=gen)
     theta = torch.zeros(B, 16)
-    theta[:, :3] = 0.3 * torch.randn(B, 3, generator=gen)
-    theta[:, 3:5] = 112 + 4 * torch.randn(B, 2, generator=gen)
-    theta[:, 5] = math.log(0.75)
-    theta[:, 6:] = torch.randn(B, 10, generator=gen)
+    theta[:, THETA_R] = 0.3 * torch.randn(B, 3, generator=gen)
+    theta[:, THETA_T] = 112 + 4 * torch.randn(B, 2, generator=gen)
+    theta[:, THETA_LOGS] = math.log(0.75)
+    theta[:, THETA_ALPHA] = torch.randn(B, 10, generator=gen)
     labels = 112 + 40 * torch.randn(B, 21, 2, generator=gen)
     vis = (torch.rand(B, 21, generator=gen) > 0.1).float()
     return image, theta, labels, vis
@@ -61,7 +62,7 @@ def head_step(stn: STN3DMM, image, theta, labels, vis, with_losses: bool) -> Non
     w, m = out.flattened, out.mask
     terms = {
         "landmark": landmark_loss(out.landmarks, labels, vis),
-        "prior": prior_loss(th[:, 6:]),
+        "prior": prior_loss(th[:, THETA_ALPHA]),
         "symmetry": symmetry_loss(w, m),
         "siamese": siamese_loss(w[0::2], m[0::2], w[1::2], m[1::2]),
     }
@@ -95,7 +96,7 @@ def main() -> None:
     stn = STN3DMM(builtin_grid_model(G=112), STNConfig.paper(grid_size=112))
     model = builtin_model().subset(5, 5)
     theta = torch.zeros(16)
-    theta[1], theta[3:5], theta[5] = math.radians(25), 112.0, math.log(0.75)
+    theta[THETA_R.start + 1], theta[THETA_T], theta[THETA_LOGS] = math.radians(25), 112.0, math.log(0.75)  # yaw 25°
     face = render_face(model, theta)
     labels = face.points[model.landmarks["aflw21"]][None]
     fit(stn, face.image[None], labels, n_iter=5, method="adam")  # warm-up

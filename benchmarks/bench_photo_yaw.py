@@ -33,6 +33,7 @@ from mmstn.models.ict import ict_face_model
 from mmstn.photos.evaluate import evaluate_folder
 from mmstn.photos.flatten import Flattener
 from mmstn.render import Lighting, pose_vertices, render_face
+from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, theta_size
 from mmstn.transforms import euler_to_axis_angle_np
 
 YAWS = (0, 15, 30, 45, 60, 75, 90)
@@ -51,11 +52,12 @@ def write_renders(folder: Path, n: int, texture_photos: list[Path] | None) -> No
         for k in range(n):
             rng = np.random.default_rng([yaw, k])
             sign = 1 if k % 2 == 0 else -1
-            theta = torch.zeros(6 + model.n_components, dtype=torch.float64)
+            theta = torch.zeros(theta_size(model.n_components), dtype=torch.float64)
             ypr = np.radians([sign * yaw, rng.uniform(-10, 10), rng.uniform(-10, 10)])
-            theta[:3] = torch.from_numpy(euler_to_axis_angle_np(*ypr))
-            theta[3], theta[4], theta[5] = (S + 1) / 2, (S + 1) / 2 + 10, math.log(0.55 * S / 150.0)
-            theta[6:] = torch.from_numpy(0.7 * rng.standard_normal(model.n_components))
+            theta[THETA_R] = torch.from_numpy(euler_to_axis_angle_np(*ypr))
+            theta[THETA_T] = torch.tensor([(S + 1) / 2, (S + 1) / 2 + 10], dtype=torch.float64)
+            theta[THETA_LOGS] = math.log(0.55 * S / 150.0)
+            theta[THETA_ALPHA] = torch.from_numpy(0.7 * rng.standard_normal(model.n_components))
             beta = torch.from_numpy(0.7 * rng.standard_normal(model.texture_basis.shape[0])).to(model.dtype)
             albedo = model.albedo(beta[None])[0].clamp(0, 1)
             xx = np.mgrid[0:H, 0:W][1]

@@ -35,6 +35,7 @@ from mmstn.layers.grid import grid_triangles
 from mmstn.layers.sampler import bilinear_sample
 from mmstn.models.morphable import MorphableModel
 from mmstn.stn import STN3DMM, STNConfig
+from mmstn.theta import THETA_ALPHA, THETA_R, THETA_T, theta_size
 
 B = 32
 D = 10
@@ -67,10 +68,10 @@ def config_for(g: int, name: str, backend: str, sampler: str) -> STNConfig:
 def make_inputs(g: int):
     gen = torch.Generator().manual_seed(1)
     image = torch.rand(B, 3, IMAGE, IMAGE, generator=gen)  # in [0, 1], as the STN expects
-    theta = torch.zeros(B, 6 + D)
-    theta[:, :3] = 0.4 * torch.randn(B, 3, generator=gen)
-    theta[:, 3:5] = 112 + 5 * torch.randn(B, 2, generator=gen)
-    theta[:, 6:] = torch.randn(B, D, generator=gen)
+    theta = torch.zeros(B, theta_size(D))
+    theta[:, THETA_R] = 0.4 * torch.randn(B, 3, generator=gen)
+    theta[:, THETA_T] = 112 + 5 * torch.randn(B, 2, generator=gen)
+    theta[:, THETA_ALPHA] = torch.randn(B, D, generator=gen)
     return image, theta
 
 

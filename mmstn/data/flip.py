@@ -25,6 +25,7 @@ import torch
 
 from mmstn.errors import ShapeError
 from mmstn.models.landmarks import flip_permutation
+from mmstn.theta import THETA_ALPHA, THETA_R, THETA_T
 
 __all__ = [
     "component_parity",
@@ -112,10 +113,10 @@ def mirror_theta(theta: torch.Tensor, model, image_width: int, parity: torch.Ten
         bad = torch.nonzero(parity[:d] == 0).flatten().tolist()
         raise ValueError(f"model {model.name!r}: components {bad} are neither symmetric nor antisymmetric")
     out = th.clone()
-    out[..., 1] = -th[..., 1]
-    out[..., 2] = -th[..., 2]
-    out[..., 3] = image_width + 1 - th[..., 3]
-    out[..., 6:] = th[..., 6:] * parity[:d].to(th.dtype)
+    r, t = out[..., THETA_R], out[..., THETA_T]  # views into out
+    r[..., 1:] = -th[..., THETA_R][..., 1:]  # r′ = (r_x, −r_y, −r_z)
+    t[..., 0] = image_width + 1 - th[..., THETA_T][..., 0]  # t′ = (W + 1 − t_x, t_y)
+    out[..., THETA_ALPHA] = th[..., THETA_ALPHA] * parity[:d].to(th.dtype)
     return out
 
 

@@ -74,6 +74,7 @@ from mmstn.data.errors import DatasetFolderError
 from mmstn.layers.visibility import ray_blocked
 from mmstn.models.ict import ict_face_model
 from mmstn.render import Fragments, Lighting, rasterize, render_colours
+from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T
 
 __all__ = [
     "FORMAT",
@@ -316,9 +317,9 @@ class FastFaceRenderer:
     def pose(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """θ (6 + D′,) → (label-frame points (N, 2), rotated shape (N, 3) mm, s), with s = exp(logs)."""
         th = np.asarray(theta, dtype=np.float64)
-        rotated = _rotate(self.shape(th[6:]), _rodrigues(th[0:3]))
-        s = float(np.exp(th[5]))
-        return rotated[:, :2] * s + th[3:5], rotated, s
+        rotated = _rotate(self.shape(th[THETA_ALPHA]), _rodrigues(th[THETA_R]))
+        s = float(np.exp(th[THETA_LOGS.start]))
+        return rotated[:, :2] * s + th[THETA_T], rotated, s
 
     # -- rendering
     def render(

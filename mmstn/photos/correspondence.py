@@ -102,6 +102,7 @@ def build_correspondence(
         RuntimeError: the face mesh found the model in fewer than 4 renders.
     """
     from mmstn.render import Lighting, render_face
+    from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, theta_size
     from mmstn.transforms import euler_to_axis_angle_np
 
     faces = MediaPipeFaces()
@@ -115,11 +116,12 @@ def build_correspondence(
     S = image_size
     for i in range(n_renders):
         yaw, pitch, roll = np.deg2rad([rng.uniform(-35, 35), rng.uniform(-15, 15), rng.uniform(-10, 10)])
-        theta = torch.zeros(6 + model.n_components, dtype=torch.float64)
-        theta[:3] = torch.from_numpy(euler_to_axis_angle_np(yaw, pitch, roll))
+        theta = torch.zeros(theta_size(model.n_components), dtype=torch.float64)
+        theta[THETA_R] = torch.from_numpy(euler_to_axis_angle_np(yaw, pitch, roll))
         scale = rng.uniform(0.55, 0.7) * S / extent
-        theta[3], theta[4], theta[5] = (S + 1) / 2 + rng.uniform(-5, 5), (S + 1) / 2 + rng.uniform(-5, 5), np.log(scale)
-        theta[6:] = torch.from_numpy(0.7 * rng.standard_normal(model.n_components))
+        t = ((S + 1) / 2 + rng.uniform(-5, 5), (S + 1) / 2 + rng.uniform(-5, 5))
+        theta[THETA_T], theta[THETA_LOGS] = torch.tensor(t, dtype=torch.float64), np.log(scale)
+        theta[THETA_ALPHA] = torch.from_numpy(0.7 * rng.standard_normal(model.n_components))
         light = Lighting(direction=(rng.uniform(-0.5, 0.5), rng.uniform(0.0, 0.5), 1.0))
         bg = np.full((S, S, 3), rng.uniform(0.15, 0.6))
         rf = render_face(model, theta.to(model.dtype), image_size=S, albedo=albedo, lighting=light, background=bg)

@@ -21,15 +21,19 @@ def demo_photo(path: str | Path, yaw_deg: float = 25.0, seed: int = 0, size: tup
 
     from mmstn.models.ict import ict_face_model
     from mmstn.render import Lighting, render_face
+    from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, theta_size
     from mmstn.transforms import euler_to_axis_angle_np
 
     rng = np.random.default_rng(seed)
     model = ict_face_model()
     S = 256
-    theta = torch.zeros(6 + model.n_components, dtype=torch.float64)
-    theta[:3] = torch.from_numpy(euler_to_axis_angle_np(math.radians(yaw_deg), math.radians(-4.0), math.radians(3.0)))
-    theta[3], theta[4], theta[5] = (S + 1) / 2, (S + 1) / 2 + 16, math.log(0.6 * S / 150.0)
-    theta[6:16] = torch.from_numpy(0.7 * rng.standard_normal(10))
+    theta = torch.zeros(theta_size(model.n_components), dtype=torch.float64)
+    theta[THETA_R] = torch.from_numpy(
+        euler_to_axis_angle_np(math.radians(yaw_deg), math.radians(-4.0), math.radians(3.0))
+    )
+    theta[THETA_T] = torch.tensor([(S + 1) / 2, (S + 1) / 2 + 16], dtype=torch.float64)
+    theta[THETA_LOGS] = math.log(0.6 * S / 150.0)
+    theta[THETA_ALPHA][:10] = torch.from_numpy(0.7 * rng.standard_normal(10))  # the first 10 components
     beta = torch.from_numpy(0.5 * rng.standard_normal(model.texture_basis.shape[0])).to(model.dtype)
     albedo = model.albedo(beta[None])[0].clamp(0, 1)
     h, w = size

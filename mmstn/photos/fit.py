@@ -19,6 +19,7 @@ from mmstn.errors import ShapeError
 from mmstn.layers.grid import pixels_to_labels
 from mmstn.layers.rotation import rodrigues
 from mmstn.models.morphable import MorphableModel
+from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, theta_size
 from mmstn.transforms import euler_to_axis_angle
 
 __all__ = ["DEFAULT_SIGMA_PX", "fit_points"]
@@ -32,9 +33,9 @@ START_YAWS = (-0.7, 0.0, 0.7)
 def _pose(mean: torch.Tensor, basis: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """(B, 6 + D) θ → (B, K, 2) label-frame points of the K selected vertices (mean (K, 3), basis (D, K, 3))."""
     d = basis.shape[0]
-    shape = mean + torch.einsum("bd,dkc->bkc", theta[:, 6 : 6 + d], basis)
-    rotated = shape @ rodrigues(theta[:, :3], "autograd").transpose(1, 2)
-    return rotated[..., :2] * torch.exp(theta[:, 5:6])[:, :, None] + theta[:, None, 3:5]
+    shape = mean + torch.einsum("bd,dkc->bkc", theta[:, THETA_ALPHA][:, :d], basis)
+    rotated = shape @ rodrigues(theta[:, THETA_R], "autograd").transpose(1, 2)
+    return rotated[..., :2] * torch.exp(theta[:, THETA_LOGS])[:, :, None] + theta[:, THETA_T][:, None]
 
 
 def residuals(
@@ -42,7 +43,7 @@ def residuals(
 ) -> torch.Tensor:
     """The least-squares residuals (N, 2K + D): √w_k (x_k(θ) − target_k) for each point (x, y), then α."""
     e = (_pose(mean, basis, theta) - target) * sqrt_w[..., None]
-    return torch.cat([e.flatten(1), theta[:, 6:]], 1)
+    return torch.cat([e.flatten(1), theta[:, THETA_ALPHA]], 1)
 
 
 def residual_jacobian(
@@ -56,21 +57,20 @@ def residual_jacobian(
     from mmstn.layers.rotation import rodrigues_jacobian
 
     n, k, d = theta.shape[0], mean.shape[0], basis.shape[0]
-    R = rodrigues(theta[:, :3], "autograd")
-    dR = rodrigues_jacobian(theta[:, :3], R)  # (N, 3, 3, 3): dR[:, i] = ∂R/∂r_i
-    s = torch.exp(theta[:, 5])[:, None, None]
-    X = mean + torch.einsum("nd,dkc->nkc", theta[:, 6 : 6 + d], basis)  # (N, K, 3)
-    J = theta.new_zeros(n, k, 2, 6 + d)
-    J[..., :3] = s[..., None] * torch.einsum("nirc,nkc->nkri", dR[:, :, :2], X)
-    J[:, :, 0, 3] = 1.0
-    J[:, :, 1, 4] = 1.0
-    J[..., 5] = s * (X @ R.transpose(1, 2))[..., :2]
+    R = rodrigues(theta[:, THETA_R], "autograd")
+    dR = rodrigues_jacobian(theta[:, THETA_R], R)  # (N, 3, 3, 3): dR[:, i] = ∂R/∂r_i
+    s = torch.exp(theta[:, THETA_LOGS])[:, :, None]  # (N, 1, 1)
+    X = mean + torch.einsum("nd,dkc->nkc", theta[:, THETA_ALPHA][:, :d], basis)  # (N, K, 3)
+    J = theta.new_zeros(n, k, 2, theta_size(d))
+    J[..., THETA_R] = s[..., None] * torch.einsum("nirc,nkc->nkri", dR[:, :, :2], X)
+    J[..., THETA_T] = torch.eye(2, dtype=theta.dtype)  # ∂x/∂t = I₂
+    J[..., THETA_LOGS.start] = s * (X @ R.transpose(1, 2))[..., :2]
     if d:
-        J[..., 6:] = s[..., None] * torch.einsum("nrc,dkc->nkrd", R[:, :2], basis)
+        J[..., THETA_ALPHA] = s[..., None] * torch.einsum("nrc,dkc->nkrd", R[:, :2], basis)
     J = J * sqrt_w[..., None, None]
-    prior = theta.new_zeros(n, d, 6 + d)
-    prior[:, :, 6:] = torch.eye(d, dtype=theta.dtype)
-    return torch.cat([J.reshape(n, 2 * k, 6 + d), prior], 1)
+    prior = theta.new_zeros(n, d, theta_size(d))
+    prior[:, :, THETA_ALPHA] = torch.eye(d, dtype=theta.dtype)
+    return torch.cat([J.reshape(n, 2 * k, theta_size(d)), prior], 1)
 
 
 def fit_points(
@@ -136,18 +136,18 @@ def fit_points(
     # all starts in one batch: face b, start j is row j·B + b
     J = len(START_YAWS)
     target_j, wn_j = target.repeat(J, 1, 1), wn.repeat(J, 1)
-    theta = torch.zeros(J * B, 6 + d, dtype=torch.float64)
+    theta = torch.zeros(J * B, theta_size(d), dtype=torch.float64)
     yaws = torch.tensor(START_YAWS, dtype=torch.float64).repeat_interleave(B)
-    theta[:, :3] = euler_to_axis_angle(yaws, torch.zeros_like(yaws), torch.zeros_like(yaws))
+    theta[:, THETA_R] = euler_to_axis_angle(yaws, torch.zeros_like(yaws), torch.zeros_like(yaws))
     # closed-form scale and translation of the mean at each start's yaw
-    x0 = _pose(mean, basis[:0], theta[:, :6])
+    x0 = _pose(mean, basis[:0], theta[:, : THETA_ALPHA.start])
     centre = (wn_j[..., None] * target_j).sum(1)
     xc = (wn_j[..., None] * x0).sum(1)
     num = (wn_j * ((x0 - xc[:, None]) * (target_j - centre[:, None])).sum(-1)).sum(1)
     den = (wn_j * ((x0 - xc[:, None]) ** 2).sum(-1)).sum(1).clamp(min=1e-12)
     s = (num / den).clamp(min=1e-6)
-    theta[:, 5] = torch.log(s)
-    theta[:, 3:5] = centre - s[:, None] * xc
+    theta[:, THETA_LOGS] = torch.log(s)[:, None]
+    theta[:, THETA_T] = centre - s[:, None] * xc
     sw = wn_j.sqrt() / sigma_px
 
     def res(th: torch.Tensor) -> torch.Tensor:
@@ -160,7 +160,7 @@ def fit_points(
     lam = torch.full((J * B,), 1e-3, dtype=torch.float64)
     r = res(theta)
     cost = (r**2).sum(1)
-    eye = torch.eye(6 + d, dtype=torch.float64)
+    eye = torch.eye(theta_size(d), dtype=torch.float64)
     for _ in range(iterations):
         Jm = jac(theta)
         JtJ = Jm.transpose(1, 2) @ Jm

@@ -321,7 +321,9 @@ class Flattener:
         flat = out.flattened[0].permute(1, 2, 0).float().clamp(0, 1).numpy()
         mask = out.mask[0, 0].numpy() > 0.5
         d = theta.shape[0] - 6
-        shape = self.grid_model.shape(theta[6:].to(self.grid_model.dtype)) if d else self.grid_model.mean
+        from mmstn.theta import THETA_ALPHA
+
+        shape = self.grid_model.shape(theta[THETA_ALPHA].to(self.grid_model.dtype)) if d else self.grid_model.mean
         return FlatFace(
             image=name,
             index=index,
@@ -364,6 +366,7 @@ class Flattener:
     def _box_theta(self, box: FaceBox, k: float, o: np.ndarray) -> torch.Tensor:
         """The frontal mean face whose iBUG-68 (else all-vertex) box fills ``box``: θ in the crop frame."""
         from mmstn.layers.grid import pixels_to_labels
+        from mmstn.theta import THETA_LOGS, THETA_T, theta_size
 
         mean = self.model.mean.double()
         ids = self._lm_sets.get("ibug68")
@@ -374,9 +377,9 @@ class Flattener:
         c_px = torch.tensor([k * (box.centre[0] - o[0]), k * (box.centre[1] - o[1])], dtype=torch.float64)
         c_lab = pixels_to_labels(c_px, IMAGE_SIZE)
         mid = 0.5 * (lo + hi)
-        theta = torch.zeros(6 + self.model.n_components, dtype=torch.float64)
-        theta[3:5] = c_lab - s * mid
-        theta[5] = math.log(s)
+        theta = torch.zeros(theta_size(self.model.n_components), dtype=torch.float64)
+        theta[THETA_T] = c_lab - s * mid
+        theta[THETA_LOGS] = math.log(s)
         return theta
 
     def _refine(self, img: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:

@@ -62,6 +62,7 @@ from mmstn.losses import (
     symmetry_loss,
 )
 from mmstn.stn import STN3DMM, STNOutput
+from mmstn.theta import THETA_ALPHA
 from mmstn.train.checkpoint import load_training_checkpoint, save_training_checkpoint, save_weights
 from mmstn.train.config import RESUME_MUTABLE_FIELDS, TrainConfig, config_differences
 from mmstn.train.evaluate import evaluate
@@ -347,7 +348,7 @@ def loss_terms(out: STNOutput, theta: torch.Tensor, labels: torch.Tensor, visibl
         lm = lm / visible.sum().clamp(min=1)
     terms = {
         "landmark": lm,
-        "prior": prior_loss(theta[:, 6:], reduction=red),  # type: ignore[arg-type]
+        "prior": prior_loss(theta[:, THETA_ALPHA], reduction=red),  # type: ignore[arg-type]
         "symmetry": symmetry_loss(out.flattened, out.mask, reduction=red),  # type: ignore[arg-type]
     }
     b = n_original

@@ -28,6 +28,7 @@ from mmstn.layers.grid import grid_coefficients, grid_to_pixels, labels_to_pixel
 from mmstn.layers.rotation import rodrigues, rodrigues_jacobian
 from mmstn.layers.visibility import grid_normal_z, mislabelled_fraction, occlusion_visibility
 from mmstn.models.morphable import MorphableModel
+from mmstn.theta import THETA_R, THETA_T, theta_size
 from mmstn.viz.mesh import draw_mesh, rotation_from_angles
 from mmstn.viz.style import to_rgb
 
@@ -561,12 +562,12 @@ def visibility_sweep(stn, yaws_deg: Sequence[float], theta: torch.Tensor | None 
     """
     yaws = np.asarray(yaws_deg, dtype=np.float64)
     d = stn.generator.n_components
-    base = torch.zeros(1, 6 + d) if theta is None else torch.as_tensor(theta).reshape(1, -1).float()
+    base = torch.zeros(1, theta_size(d)) if theta is None else torch.as_tensor(theta).reshape(1, -1).float()
     if theta is None:
-        base[0, 3:5] = 112.0
+        base[0, THETA_T] = 112.0
     th = base.repeat(len(yaws), 1).to(stn.generator.morphable.mean.dtype)
-    th[:, :3] = 0.0
-    th[:, 1] = torch.from_numpy(np.deg2rad(yaws)).to(th.dtype)
+    th[:, THETA_R] = 0.0
+    th[:, THETA_R.start + 1] = torch.from_numpy(np.deg2rad(yaws)).to(th.dtype)  # r = (0, yaw, 0)
     with torch.no_grad():
         rotated = stn.generator(th).rotated
         approx = stn.visibility.visible(rotated)

@@ -41,16 +41,18 @@ def show_flattened(face, photo: np.ndarray) -> Figure:
 def render_fitted_face(face, flattener, yaw_deg: float = 0.0, pitch_deg: float = 0.0, size: int = 224) -> np.ndarray:
     """The fitted 3D face textured by its flattened image, seen from (yaw, pitch) degrees: (size, size, 3)."""
     from mmstn.render import Lighting, render_face
+    from mmstn.theta import THETA_LOGS, THETA_R, THETA_T
     from mmstn.transforms import euler_to_axis_angle_np
 
     grid = flattener.grid_model
     theta = torch.from_numpy(face.theta.copy())
-    theta[:3] = torch.from_numpy(euler_to_axis_angle_np(math.radians(yaw_deg), math.radians(pitch_deg), 0.0))
+    theta[THETA_R] = torch.from_numpy(euler_to_axis_angle_np(math.radians(yaw_deg), math.radians(pitch_deg), 0.0))
     extent = float(np.ptp(face.shape[:, 0]))
-    theta[5] = math.log(0.8 * size / extent)
+    theta[THETA_LOGS] = math.log(0.8 * size / extent)
     centre = 0.5 * (face.shape.min(0) + face.shape.max(0))
-    theta[3] = (size + 1) / 2 - math.exp(float(theta[5])) * float(centre[0])
-    theta[4] = (size + 1) / 2 - math.exp(float(theta[5])) * float(centre[1])
+    s = math.exp(float(theta[THETA_LOGS.start]))
+    theta[THETA_T] = torch.tensor([(size + 1) / 2 - s * float(centre[0]), (size + 1) / 2 - s * float(centre[1])],
+                                  dtype=theta.dtype)
     colours = face.flat.reshape(-1, 3).copy()
     colours[~face.mask.reshape(-1)] = 0.5  # cells the photo did not see
     rf = render_face(

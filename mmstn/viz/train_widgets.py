@@ -11,6 +11,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
+from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T
 from mmstn.transforms import axis_angle_to_matrix_np, euler_to_matrix_np, matrix_to_axis_angle_np, matrix_to_euler_np
 from mmstn.viz.mesh import figure_to_png
 
@@ -30,19 +31,19 @@ def synthetic_face_at_yaw(model, index: int, yaw_deg: float, seed: int = 777, im
 
     params = draw_parameters(model, int(index), int(seed), n_subjects=1000, image_size=image_size)
     th = params.theta.astype(np.float64)
-    _, pitch, roll = matrix_to_euler_np(axis_angle_to_matrix_np(th[:3]))
+    _, pitch, roll = matrix_to_euler_np(axis_angle_to_matrix_np(th[THETA_R]))
     r_new = matrix_to_axis_angle_np(euler_to_matrix_np(np.deg2rad(yaw_deg), pitch, roll))
     renderer = _renderer(model)
     lm = _landmark_vertices(model)
-    shape = renderer.shape(th[6:])[lm]
+    shape = renderer.shape(th[THETA_ALPHA])[lm]
 
     def box_centre(r: np.ndarray) -> np.ndarray:
         p = shape @ Rotation.from_rotvec(r).as_matrix().T
         return (p[:, :2].min(0) + p[:, :2].max(0)) / 2
 
-    s = float(np.exp(th[5]))
-    th[3:5] += s * (box_centre(th[:3]) - box_centre(r_new))  # keep the posed landmark box where it was
-    th[:3] = r_new
+    s = float(np.exp(th[THETA_LOGS.start]))
+    th[THETA_T] += s * (box_centre(th[THETA_R]) - box_centre(r_new))  # keep the posed landmark box where it was
+    th[THETA_R] = r_new
     params.theta = th.astype(np.float32)
     out = render_parameters(model, params)
     return {
@@ -100,7 +101,7 @@ def localiser_explorer(localiser, stn, model, seed: int = 777) -> LocaliserExplo
             out = stn(image, theta)
         err = float(landmark_error(out.landmarks, sample["landmarks21"][None], sample["vis21"][None])[0])
         truth = truth_in_stn_frame(sample["theta"][None], stn)
-        rot = float(rotation_error_deg(theta[:, :3], truth[:, :3])[0])
+        rot = float(rotation_error_deg(theta[:, THETA_R], truth[:, THETA_R])[0])
         fig = fig_prediction(sample["image"], out.landmarks[0], sample["landmarks21"], out.flattened[0], out.mask[0],
                              f"yaw {ex.yaw.value:.0f}°: error {err:.2f} px")
         ex.image.value = figure_to_png(fig)
