@@ -65,8 +65,14 @@ def write_renders(folder: Path, n: int, texture_photos: list[Path] | None) -> No
             bg = np.clip(tint + 0.2 * (xx / W - 0.5)[..., None] * rng.uniform(-1, 1, 3), 0, 1)
             y0, x0 = (H - S) // 2, (W - S) // 2
             light = Lighting(direction=(rng.uniform(-0.5, 0.5), rng.uniform(0, 0.5), 1.0))
-            rf = render_face(model, theta.to(model.dtype), image_size=S, albedo=albedo, lighting=light,
-                             background=bg[y0 : y0 + S, x0 : x0 + S])
+            rf = render_face(
+                model,
+                theta.to(model.dtype),
+                image_size=S,
+                albedo=albedo,
+                lighting=light,
+                background=bg[y0 : y0 + S, x0 : x0 + S],
+            )
             photo = bg.copy()
             photo[y0 : y0 + S, x0 : x0 + S] = rf.image.numpy().transpose(1, 2, 0)
             stem = f"yaw{yaw:02d}_{k}"
@@ -80,7 +86,7 @@ def per_yaw(report) -> dict[int, dict[str, float]]:
     out = {}
     for yaw in YAWS:
         rows = [r for r in report.rows if Path(r["image"]).name.startswith(f"yaw{yaw:02d}_")]
-        out[yaw] = {k: float(np.mean([r[f"nme_{k}"] for r in rows])) for k in ("mmstn", "frontal", "fit")}
+        out[yaw] = {k: 100 * float(np.mean([r[f"nme_{k}"] for r in rows])) for k in ("mmstn", "frontal", "fit")}
     return out
 
 
@@ -99,15 +105,20 @@ def main() -> None:
 
         photos = photo_files([args.texture_photos])
     write_renders(folder, args.n, photos)
-    methods = {"face mesh": Flattener(), "CNN": Flattener(localiser=args.localiser),
-               "combined": Flattener(localiser=args.localiser, combine=True)}
+    methods = {
+        "face mesh": Flattener(theta_from="face_mesh"),
+        "CNN": Flattener(theta_from="localiser", localiser=args.localiser),
+        "combined": Flattener(theta_from="combined", localiser=args.localiser),
+    }
     results, times = {}, {}
     for name, fl in methods.items():
         t0 = time.perf_counter()
         results[name] = per_yaw(evaluate_folder(folder, fl))
         times[name] = (time.perf_counter() - t0) / (len(YAWS) * args.n)
-    print(f"NME (% of the landmark box), {args.n} renders per |yaw|, texture: "
-          f"{'measured on ' + str(len(photos)) + ' photos' if photos else 'the model own'}")
+    print(
+        f"NME (% of the landmark box), {args.n} renders per |yaw|, texture: "
+        f"{'measured on ' + str(len(photos)) + ' photos' if photos else 'the model own'}"
+    )
     print(f"{'|yaw|':>6s} " + " ".join(f"{k:>10s}" for k in (*methods, "frontal", "true fit")))
     for yaw in YAWS:
         r = [results[k][yaw]["mmstn"] for k in methods]

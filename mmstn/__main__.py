@@ -8,10 +8,16 @@ import sys
 import time
 from pathlib import Path
 
-LOCALISER_HELP = (
-    "θ from a trained CNN localiser (a shipped name such as photo_small, or a weights.pt file) instead of the "
-    "default face-mesh fit"
+THETA_HELP = (
+    "where θ comes from: 'combined' (default: the face-mesh fit, and the CNN localiser where the face mesh "
+    "fails or the face is turned past 50°), 'face-mesh' (the fit only; the default with --model) or "
+    "'localiser' (the CNN only)"
 )
+LOCALISER_HELP = "the CNN localiser: a shipped name (default photo_small) or a weights.pt file"
+
+
+def _theta_from(args: argparse.Namespace) -> str | None:
+    return None if args.theta is None else args.theta.replace("-", "_")
 
 
 def _flatten(args: argparse.Namespace) -> int:
@@ -23,7 +29,14 @@ def _flatten(args: argparse.Namespace) -> int:
         from mmstn.models.registry import load_model
 
         model = load_model(args.model, verbose=not args.quiet)
-    fl = Flattener(model, grid=args.grid, refine=args.refine, largest=args.largest, localiser=args.localiser)
+    fl = Flattener(
+        model,
+        grid=args.grid,
+        refine=args.refine,
+        largest=args.largest,
+        theta_from=_theta_from(args),
+        localiser=args.localiser,
+    )
     faces, errors = flatten(args.photos, args.out, box=args.box, flattener=fl, progress=not args.quiet)
     dt = time.perf_counter() - t0
     for path, msg in errors.items():
@@ -38,7 +51,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from mmstn.photos.evaluate import evaluate_folder
     from mmstn.photos.flatten import Flattener
 
-    fl = Flattener(refine=args.refine, localiser=args.localiser)
+    fl = Flattener(refine=args.refine, theta_from=_theta_from(args), localiser=args.localiser)
     report = evaluate_folder(args.folder, fl, progress=not args.quiet)
     print(report.table())
     if args.out:
@@ -75,14 +88,16 @@ def main(argv: list[str] | None = None) -> int:
         help="a face model name or file for mmstn.models.load_model (default: the shipped ICT FaceKit face); "
         "its face-mesh correspondence is measured on first use and cached",
     )
-    f.add_argument("--localiser", default=None, metavar="NAME|FILE", help=LOCALISER_HELP)
+    f.add_argument("--theta", choices=("combined", "face-mesh", "localiser"), default=None, help=THETA_HELP)
+    f.add_argument("--localiser", default="photo_small", metavar="NAME|FILE", help=LOCALISER_HELP)
     f.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     f.set_defaults(run=_flatten)
     e = sub.add_parser("evaluate", help="landmark NME on a folder of labelled photos (standard protocol)")
     e.add_argument("folder", type=Path, help="photos with .mat / .pts / .json labels of the same stem")
     e.add_argument("--out", type=Path, default=None, help="write the per-face results and summary as JSON")
     e.add_argument("--refine", action=argparse.BooleanOptionalAction, default=False)
-    e.add_argument("--localiser", default=None, metavar="NAME|FILE", help=LOCALISER_HELP)
+    e.add_argument("--theta", choices=("combined", "face-mesh", "localiser"), default=None, help=THETA_HELP)
+    e.add_argument("--localiser", default="photo_small", metavar="NAME|FILE", help=LOCALISER_HELP)
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(run=_evaluate)
     args = parser.parse_args(argv)

@@ -113,11 +113,28 @@ def test_flattener_takes_theta_from_a_cnn_localiser(render_photos):
     from mmstn.data.images import open_rgb
     from mmstn.photos.flatten import Flattener
 
-    fl = Flattener(localiser="builtin_small")
+    fl = Flattener(theta_from="localiser")
     face = fl.flatten_image(np.asarray(open_rgb(render_photos[1])))[0]
     assert face.method == "localiser" and face.theta.shape == (16,)
     assert np.isfinite(face.landmarks["ibug68"]).all() and face.flat.shape == (112, 112, 3)
-    with pytest.raises(ValueError, match="its own model"):
-        Flattener(localiser="builtin_small", n_components=4)
+    with pytest.raises(ValueError, match="localiser's own face"):
+        Flattener(theta_from="localiser", n_components=4)
     with pytest.raises(ValueError, match="neither a shipped localiser"):
         Flattener(localiser="no_such_localiser")
+    with pytest.raises(ValueError, match="theta_from"):
+        Flattener(theta_from="guess")
+
+
+@needs_mediapipe
+def test_combined_theta_takes_the_cnn_only_for_turned_faces(render_photos, tmp_path):
+    from mmstn.data.images import open_rgb
+    from mmstn.photos.demo import demo_photo
+    from mmstn.photos.flatten import Flattener
+
+    fl = Flattener()  # the default: combined
+    assert fl.theta_from == "combined" and fl.model.n_components == 40
+    frontal = fl.flatten_image(np.asarray(open_rgb(render_photos[1])))[0]  # yaw 0
+    assert frontal.method == "face_mesh" and frontal.theta.shape == (46,)
+    profile = fl.flatten_image(np.asarray(open_rgb(demo_photo(tmp_path / "p.png", yaw_deg=80.0))))[0]
+    assert profile.method == "localiser" and profile.theta.shape == (46,)  # in the full model's layout
+    assert Flattener(n_components=10).theta_from == "face_mesh"  # another model or size: the fit only

@@ -33,7 +33,7 @@ from mmstn.train.__main__ import main as cli_main
 from mmstn.train.checkpoint import content_digest, file_sha256, save_weights, write_sidecar
 
 TERMS = ("loss", "landmark", "prior", "siamese", "symmetry")
-SHIPPED = Path(__file__).resolve().parents[1] / "mmstn" / "checkpoints" / "builtin_small.pt"
+SHIPPED = Path(__file__).resolve().parents[1] / "mmstn" / "checkpoints" / "photo_small.pt"
 
 
 def tiny(**changes) -> TrainConfig:
@@ -113,13 +113,13 @@ def test_shipped_weights_carry_a_matching_sidecar_and_a_wrong_one_is_refused(tmp
     side = SHIPPED.with_name(SHIPPED.name + ".sha256")
     digest, name = side.read_text().split()
     assert name == SHIPPED.name and digest == file_sha256(SHIPPED)
-    load_pretrained("builtin_small")
-    copy = tmp_path / "builtin_small.pt"
+    load_pretrained("photo_small")
+    copy = tmp_path / "photo_small.pt"
     shutil.copyfile(SHIPPED, copy)
     shutil.copyfile(side, tmp_path / side.name)
     load_weights(copy)
-    (tmp_path / side.name).write_text("0" * 64 + "  builtin_small.pt\n")
-    with pytest.raises(CheckpointError, match=r"builtin_small\.pt: its bytes do not match their recorded SHA-256"):
+    (tmp_path / side.name).write_text("0" * 64 + "  photo_small.pt\n")
+    with pytest.raises(CheckpointError, match=r"photo_small\.pt: its bytes do not match their recorded SHA-256"):
         load_weights(copy)
     write_sidecar(copy)
     _flip_tensor_bytes(copy, "head.linear.weight")

@@ -159,10 +159,65 @@ def _find_scale_rate(obj: Any) -> float | None:
     return None
 
 
-def load_shipped_localiser(**kwargs: Any) -> tuple[nn.Module | None, float | None, str]:
+def _find_train_config(obj: Any) -> Any | None:
+    """The training configuration ``load_pretrained`` returned with the network (one with a ``model`` name)."""
+    for v in (obj, *(obj if isinstance(obj, (tuple, list)) else ())):
+        if isinstance(getattr(v, "model", None), str) and hasattr(v, "grid_size"):
+            return v
+    return None
+
+
+def localiser_model_mismatch(model_name: str, stn: STN3DMM, *, tolerance: float = 0.03) -> str | None:
+    """Why θ from a localiser trained for the morphable model ``model_name`` cannot drive ``stn`` (None: it can).
+
+    θ's shape coefficients and scale only mean something for the model the network was trained on: the θ of
+    a localiser of the cartoon face (``"builtin"``) fitted to the ICT face's grid model would silently
+    mis-place every cell. The check compares :func:`mmstn.train.model.data_model` ``(model_name)`` with the
+    STN's grid model: the same number of components, and a mean shape with the same bounding box (within
+    ``tolerance`` of its diagonal; a grid model's box is its mesh's whatever G and the Tutte weights, while
+    the cartoon and ICT faces differ by more than 10 %).
+
+    Args:
+        model_name: the localiser's ``TrainConfig.model`` (``"ict"``, ``"builtin"``).
+        stn: the STN that will flatten the images with the localiser's θ.
+        tolerance: allowed difference of the box corners, as a fraction of the box diagonal.
+
+    Returns:
+        None when they agree, else a sentence saying what differs.
+    """
+    from mmstn.train.model import data_model
+
+    try:
+        model = data_model(model_name)
+    except (KeyError, ValueError) as exc:
+        return f"its model {model_name!r} is unknown to mmstn.train ({exc})"
+    if model.n_components != stn.generator.n_components:
+        return (f"it predicts θ for {model.n_components} components of the {model_name!r} face, the STN has "
+                f"{stn.generator.n_components}")
+    ref = model.mean.detach().cpu().double()
+    mine = stn.generator.morphable.mean.detach().cpu().double()
+    a = torch.cat([ref.amin(0), ref.amax(0)])
+    b = torch.cat([mine.amin(0), mine.amax(0)])
+    diag = float((ref.amax(0) - ref.amin(0)).norm())
+    gap = float((a - b).abs().max())
+    if gap > tolerance * diag:
+        return (f"it was trained on the {model_name!r} face ({model.name}), and the STN's grid model is another "
+                f"face (mean shapes' boxes differ by {gap:.0f} mm)")
+    return None
+
+
+def load_shipped_localiser(*, for_stn: STN3DMM | None = None, **kwargs: Any
+                           ) -> tuple[nn.Module | None, float | None, str]:
     """The localiser checkpoint shipped with mmstn, if this installation has one.
 
-    Imports ``mmstn.train.checkpoint.load_pretrained`` lazily and calls it with ``kwargs``.
+    Imports ``mmstn.train.checkpoint.load_pretrained`` lazily and calls it with ``kwargs`` (default: the
+    shipped default localiser).
+
+    Args:
+        for_stn: the STN the θ will drive. When given and the checkpoint names the morphable model it was
+            trained for (``TrainConfig.model``), a localiser of another model is refused (None is returned,
+            with the reason: :func:`localiser_model_mismatch`) instead of silently mis-fitting.
+        kwargs: passed to ``load_pretrained`` (``name``, ``device``).
 
     Returns:
         (network or None, κ of the scale base it was trained with when the checkpoint says so (s = exp(κ·logs)),
@@ -179,18 +234,27 @@ def load_shipped_localiser(**kwargs: Any) -> tuple[nn.Module | None, float | Non
     net = _find_module(obj)
     if net is None:
         return None, None, f"no shipped localiser (load_pretrained returned a {type(obj).__name__})"
-    return net, _find_scale_rate(obj), f"the shipped localiser ({type(net).__name__})"
+    config = _find_train_config(obj)
+    label = f"the shipped localiser {getattr(config, 'name', '') or type(net).__name__!s}".rstrip()
+    if for_stn is not None and config is not None:
+        why = localiser_model_mismatch(config.model, for_stn)
+        if why is not None:
+            return None, None, f"{label} refused: {why}"
+    return net, _find_scale_rate(obj), label
 
 
 def default_estimator(stn: STN3DMM, n_iter: int = 60, prefer: Literal["auto", "localiser", "fitting"] = "auto"
                       ) -> tuple[Estimator, str]:
     """The shipped localiser when available (``prefer="auto"``), else per-image fitting.
 
+    A shipped localiser trained for another morphable model than ``stn``'s grid model is not used
+    (:func:`localiser_model_mismatch`): ``"auto"`` then fits, ``"localiser"`` raises and says why.
+
     Returns:
         (estimator, a sentence naming the one chosen and why).
     """
     if prefer != "fitting":
-        net, kappa, why = load_shipped_localiser()
+        net, kappa, why = load_shipped_localiser(for_stn=stn)
         if net is not None:
             factor = 1.0 if kappa is None else kappa / stn.config.scale_rate
             return localiser_estimator(net, logs_factor=factor), f"θ from {why}"

@@ -53,9 +53,11 @@ __all__ = [
 #: the crop's side in units of the landmark box's larger side (the authors' crops: about 1.9)
 CROP_FACTOR = 1.8
 IMAGE_SIZE = 224
-#: ``combine``: above this |yaw| of the CNN's θ its θ is used instead of the face-mesh fit (set on renders,
+#: ``"combined"``: above this |yaw| of the CNN's θ its θ is used instead of the face-mesh fit (set on renders,
 #: benchmarks/bench_photo_yaw.py)
 SWITCH_YAW_DEG = 50.0
+#: the values of ``Flattener(theta_from=...)``
+THETA_SOURCES = ("combined", "face_mesh", "localiser")
 
 
 class NoFaceFound(RuntimeError):
@@ -160,15 +162,18 @@ class Flattener:
             does not reduce the landmark error, see the README).
         largest: keep only the largest detected face.
         n_components: D (default: all the model's components).
-        localiser: θ from a trained CNN localiser instead of the face-mesh fit: a shipped name
-            (:func:`mmstn.train.available_pretrained`, e.g. ``"photo_small"``) or a ``weights.pt`` file. The
-            model is then the localiser's own (5 identity + 5 expression components) and ``model`` and
-            ``n_components`` must be left out.
-        combine: with ``localiser``: keep the face-mesh fit (and the full default model), and take the CNN's θ
-            only where the face mesh is unreliable: when it finds no face, or when the CNN sees the face
-            turned by more than ``switch_yaw_deg`` (the face mesh flattens near-profile faces towards
-            frontal ones).
-        switch_yaw_deg: the |yaw| of the CNN's θ above which ``combine`` uses it.
+        theta_from: where θ comes from:
+
+            * ``"combined"`` (the default with the default model): the face-mesh fit, except where the face
+              mesh is unreliable: when it finds no face, or when the CNN localiser sees the face turned by
+              more than ``switch_yaw_deg`` (the face mesh flattens near-profile faces towards frontal ones),
+              the CNN's θ;
+            * ``"face_mesh"`` (the default with another ``model``): the face-mesh fit only;
+            * ``"localiser"``: the CNN only. The model is then the localiser's own (5 identity + 5
+              expression components), so ``model`` and ``n_components`` must be left out.
+        localiser: the CNN localiser: a shipped name (:func:`mmstn.train.available_pretrained`) or a
+            ``weights.pt`` file.
+        switch_yaw_deg: the |yaw| of the CNN's θ above which ``"combined"`` uses it.
     """
 
     def __init__(
@@ -179,8 +184,8 @@ class Flattener:
         refine: bool = False,
         largest: bool = False,
         n_components: int | None = None,
-        localiser: str | Path | None = None,
-        combine: bool = False,
+        theta_from: str | None = None,
+        localiser: str | Path = "photo_small",
         switch_yaw_deg: float = SWITCH_YAW_DEG,
     ) -> None:
         from mmstn.photos.correspondence import correspondence_for
@@ -188,17 +193,21 @@ class Flattener:
 
         if not isinstance(grid, int) or isinstance(grid, bool) or not 8 <= grid <= 1024:
             raise ValueError(f"grid must be an integer number of cells in [8, 1024], got {grid!r}")
+        if theta_from is None:
+            theta_from = "combined" if model is None and n_components is None else "face_mesh"
+        if theta_from not in THETA_SOURCES:
+            raise ValueError(f"theta_from={theta_from!r}: use one of {', '.join(THETA_SOURCES)}")
+        self.theta_from, self.switch_yaw_deg = theta_from, float(switch_yaw_deg)
         self.localiser = None
-        self.combine, self.switch_yaw_deg = bool(combine), float(switch_yaw_deg)
-        if combine and localiser is None:
-            raise ValueError("combine=True needs a localiser (e.g. localiser='photo_small')")
-        if localiser is not None:
+        if theta_from != "face_mesh":
             if model is not None or n_components is not None:
-                raise ValueError("localiser= brings its own model: leave model and n_components out")
-            self.localiser, cnn_model = _load_localiser(localiser)
-            self._cnn_model = cnn_model
-            if not combine:
-                model = cnn_model
+                raise ValueError(
+                    f"theta_from={theta_from!r} uses the localiser's own face: leave model and n_components out, "
+                    "or use theta_from='face_mesh' with another model"
+                )
+            self.localiser, self._cnn_model = _load_localiser(localiser)
+            if theta_from == "localiser":
+                model = self._cnn_model
         self.model = _default_model() if model is None else model
         d = self.model.n_components if n_components is None else int(n_components)
         if not 0 <= d <= self.model.n_components:
@@ -280,7 +289,7 @@ class Flattener:
 
         S = IMAGE_SIZE
         crop, k, o = crop_square(image, box.centre, CROP_FACTOR * box.size, S)
-        cnn_only = self.localiser is not None and not self.combine
+        cnn_only = self.theta_from == "localiser"
         points = None if cnn_only else self.faces.mesh(image, box)
         theta_cnn = None
         if self.localiser is not None:
@@ -357,7 +366,7 @@ class Flattener:
         if self.model is cnn:
             return theta
         out = torch.zeros(theta_size(self.model.n_components), dtype=theta.dtype)
-        out[:THETA_ALPHA.start] = theta[:THETA_ALPHA.start]
+        out[: THETA_ALPHA.start] = theta[: THETA_ALPHA.start]
         alpha, full = theta[THETA_ALPHA], out[THETA_ALPHA]
         full[: cnn.n_identity] = alpha[: cnn.n_identity]
         full[self.model.n_identity : self.model.n_identity + cnn.n_expression] = alpha[cnn.n_identity :]

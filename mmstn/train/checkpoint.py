@@ -421,9 +421,10 @@ def _resource(name: str, suffix: str):
 
 
 def load_pretrained(
-    name: str = "builtin_small", device: str | torch.device = "cpu"
+    name: str = "photo_small", device: str | torch.device = "cpu"
 ) -> tuple[Localiser, STN3DMM, TrainConfig]:
-    """The shipped localiser ``name`` (trained by mmstn on its own synthetic data of the built-in model).
+    """The shipped localiser ``name``: ``photo_small``, trained by mmstn on renders of the ICT face textured
+    from photos (``mmstn/checkpoints/README.md``).
 
     Returns:
         (localiser in eval mode: image (B, 3, 224, 224) in [0, 1] → θ (B, 16), its STN3DMM, its TrainConfig).
@@ -436,7 +437,7 @@ def load_pretrained(
         return load_weights(path, device=device)
 
 
-def pretrained_metrics(name: str = "builtin_small") -> dict[str, Any]:
+def pretrained_metrics(name: str = "photo_small") -> dict[str, Any]:
     """The validation metrics recorded for the shipped localiser ``name`` (``<name>_metrics.json``)."""
     import json
 

@@ -11,7 +11,7 @@ Two recipes (:meth:`TrainConfig.authors`, :meth:`TrainConfig.recommended`):
     over 64 images. On mmstn's [0, 1] images and batch-normalised small trunk nothing moves at 1e−10;
     override ``lr`` (e.g. 1e−6 for the small trunk) to use the recipe's structure with a workable step.
 
-``"recommended"`` — converges in minutes on a CPU (the recipe of the shipped ``builtin_small``)
+``"recommended"`` — converges in minutes on a CPU (the recipe of the shipped ``photo_small``, plus augmentation)
     AdamW (learning rate 3e−3, weight decay 1e−4, none on the θ layer's bias), the authors' θ-layer
     multipliers ×4 / ×8 (the translation must span tens of pixels: at ×1 that takes hundreds of steps), a
     linear warm-up over 100 steps then a cosine decay to 2 % (or a one-cycle schedule), every term
@@ -118,7 +118,7 @@ class TrainConfig:
             ``"matconvnet"`` (the authors' layer, with its sign bug).
         mirror: append the horizontal flip of every image to the batch (the authors' only augmentation).
         augment: photometric augmentation strength (:func:`mmstn.data.augment.photometric_augment`: blur,
-            noise, grey, contrast, colour cast), drawn from (seed, step); 0 = off (the shipped ``builtin_small``).
+            noise, grey, contrast, colour cast), drawn from (seed, step); 0 = off; the shipped ``photo_small`` used 1.
         optimizer: ``"sgd"`` or ``"adamw"``.
         lr: base learning rate; momentum, weight_decay: as in torch.optim.
         head_weight_mult, head_bias_mult: learning-rate multipliers of the θ layer (the authors' ×4 / ×8).
