@@ -40,7 +40,10 @@ _NOTES = (
 
 def _summary(localiser, stn, val: list[dict], keep: np.ndarray | None = None) -> dict:
     items = val if keep is None else [v for v, k in zip(val, keep, strict=True) if k]
-    return evaluate(localiser, stn, items).summary if items else {"n_images": 0}
+    if not items:
+        return {"n_images": 0}
+    s = evaluate(localiser, stn, items).summary
+    return {**s, "n_images": int(s["n_images"])}
 
 
 def _blocks(rows: list[dict[str, float]], size: int = 10) -> list[dict[str, float]]:
@@ -95,7 +98,7 @@ def ship(
         "val_description": f"first 256 images of SyntheticStream(seed={config.val_seed}, n_subjects="
         f"{config.n_subjects}, image_size={config.image_size}, model={config.model!r}); never used for training",
         "metric_notes": _NOTES,
-        "val": res.summary,
+        "val": {**res.summary, "n_images": int(res.summary["n_images"])},
         "val_frontal": _summary(localiser, stn, val, yaw <= 45),
         "val_by_abs_yaw": {
             f"{lo}-{hi}": _summary(localiser, stn, val, (yaw >= lo) & (yaw < hi + (hi == 90)))

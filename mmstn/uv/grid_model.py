@@ -72,26 +72,25 @@ def make_grid_model(
     return resampler.resample_model(model, uv)
 
 
-@lru_cache(maxsize=8)
-def _builtin_grid(G: int, n_identity: int, n_expression: int, weights: str) -> MorphableModel:
+@lru_cache(maxsize=16)
+def _shipped_grid(face: str, G: int, n_identity: int, n_expression: int, weights: str) -> MorphableModel:
     from mmstn.models.builtin import builtin_model
+    from mmstn.models.ict import ict_face_model
 
-    return make_grid_model(builtin_model().subset(n_identity, n_expression), G, weights)
+    model = ict_face_model() if face == "ict" else builtin_model()
+    return make_grid_model(model.subset(n_identity, n_expression), G, weights)
+
+
+def _fresh(face: str, G: int, n_identity: int, n_expression: int, weights: str) -> MorphableModel:
+    m = _shipped_grid(face, int(G), int(n_identity), int(n_expression), weights)
+    return replace(m, mean=m.mean.clone(), basis=m.basis.clone())
 
 
 def builtin_grid_model(
     G: int = 112, n_identity: int = 5, n_expression: int = 5, weights: str = "cotan"
 ) -> MorphableModel:
-    """The built-in model's paper-sized (5 + 5 components) grid model, cached; returns a fresh copy."""
-    m = _builtin_grid(int(G), int(n_identity), int(n_expression), weights)
-    return replace(m, mean=m.mean.clone(), basis=m.basis.clone())
-
-
-@lru_cache(maxsize=8)
-def _default_grid(G: int, n_identity: int, n_expression: int, weights: str) -> MorphableModel:
-    from mmstn.models.ict import ict_face_model
-
-    return make_grid_model(ict_face_model().subset(n_identity, n_expression), G, weights)
+    """The cartoon face's paper-sized (5 + 5 components) grid model, cached; returns a fresh copy."""
+    return _fresh("builtin", G, n_identity, n_expression, weights)
 
 
 def default_grid_model(
@@ -100,9 +99,8 @@ def default_grid_model(
     """The default face's paper-sized grid model: the shipped ICT FaceKit face (a real human face, MIT),
     5 identity + 5 expression components, flattened by the symmetric Tutte embedding and resampled to G×G.
 
-    Mean-value weights by default: the cotangent weights fold 58 triangles of this mesh over (its long thin
-    triangles at the closed eyes and mouth have obtuse angles), the mean-value weights none.
+    Mean-value weights by default: the cotangent weights fold 58 triangles of this mesh over (long thin
+    triangles meet the lips at very obtuse angles at the mouth corners), the mean-value weights none.
     Cached; returns a fresh copy (N = G² vertices, vertex k = row·G + col).
     """
-    m = _default_grid(int(G), int(n_identity), int(n_expression), weights)
-    return replace(m, mean=m.mean.clone(), basis=m.basis.clone())
+    return _fresh("ict", G, n_identity, n_expression, weights)
