@@ -147,9 +147,11 @@ def fig_subject_averages(averages: Sequence, truths: Sequence[torch.Tensor] | No
             ax2.axis("on")
             ax2.imshow(_rgb(truths[k]), interpolation="nearest")
             ax2.set_title("true texture", fontsize=7, color="0.35")
+    top = 1.0
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout(pad=0.3, h_pad=0.4, w_pad=0.3)
+        top = 1.0 - 0.35 / fig.get_figheight()  # room for the title above the panel titles
+    fig.tight_layout(pad=0.3, h_pad=0.4, w_pad=0.3, rect=(0.0, 0.0, 1.0, top))
     return fig
 
 
