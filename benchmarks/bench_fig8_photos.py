@@ -40,12 +40,11 @@ matplotlib.use("Agg")
 from mmstn.averaging.photo import (
     PHOTO_SOURCES,
     average_photo_subjects,
-    fig_photo_sources,
     photo_score_rows,
     photo_score_table,
     photo_subjects,
 )
-from mmstn.viz.average_figures import fig_subject_averages
+from mmstn.viz.average_figures import fig_photo_sources, fig_subject_averages
 
 
 def main() -> None:

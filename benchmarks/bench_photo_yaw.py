@@ -28,11 +28,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mmstn.layers.grid import labels_to_pixels
 from mmstn.models.ict import ict_face_model
+from mmstn.photos.demo import render_labelled
 from mmstn.photos.evaluate import evaluate_folder
 from mmstn.photos.flatten import Flattener
-from mmstn.render import Lighting, pose_vertices, render_face
+from mmstn.render import Lighting
 from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, theta_size
 from mmstn.transforms import euler_to_axis_angle_np
 
@@ -63,23 +63,11 @@ def write_renders(folder: Path, n: int, texture_photos: list[Path] | None) -> No
             xx = np.mgrid[0:H, 0:W][1]
             tint = rng.uniform(0.3, 0.7, 3)
             bg = np.clip(tint + 0.2 * (xx / W - 0.5)[..., None] * rng.uniform(-1, 1, 3), 0, 1)
-            y0, x0 = (H - S) // 2, (W - S) // 2
             light = Lighting(direction=(rng.uniform(-0.5, 0.5), rng.uniform(0, 0.5), 1.0))
-            rf = render_face(
-                model,
-                theta.to(model.dtype),
-                image_size=S,
-                albedo=albedo,
-                lighting=light,
-                background=bg[y0 : y0 + S, x0 : x0 + S],
-            )
-            photo = bg.copy()
-            photo[y0 : y0 + S, x0 : x0 + S] = rf.image.numpy().transpose(1, 2, 0)
+            photo, marks = render_labelled(model, theta, albedo, light, bg, S)
             stem = f"yaw{yaw:02d}_{k}"
-            Image.fromarray((photo * 255).round().astype(np.uint8)).save(folder / f"{stem}.png")
-            pts, _, _ = pose_vertices(model, theta[None].to(model.dtype), scale_base="exp")
-            px = labels_to_pixels(pts[0].double(), S).numpy() + np.array([x0, y0])
-            json.dump(px[model.landmarks["ibug68"].numpy()].tolist(), (folder / f"{stem}.json").open("w"))
+            Image.fromarray(photo).save(folder / f"{stem}.png")
+            json.dump(marks["ibug68"].tolist(), (folder / f"{stem}.json").open("w"))
 
 
 def per_yaw(report) -> dict[int, dict[str, float]]:

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         "its face-mesh correspondence is measured on first use and cached",
     )
     f.add_argument("--theta", choices=("combined", "face-mesh", "localiser"), default=None, help=THETA_HELP)
-    f.add_argument("--localiser", default="photo_small", metavar="NAME|FILE", help=LOCALISER_HELP)
+    f.add_argument("--localiser", default=None, metavar="NAME|FILE", help=LOCALISER_HELP)
     f.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     f.set_defaults(run=_flatten)
     e = sub.add_parser("evaluate", help="landmark NME on a folder of labelled photos (standard protocol)")
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--out", type=Path, default=None, help="write the per-face results and summary as JSON")
     e.add_argument("--refine", action=argparse.BooleanOptionalAction, default=False)
     e.add_argument("--theta", choices=("combined", "face-mesh", "localiser"), default=None, help=THETA_HELP)
-    e.add_argument("--localiser", default="photo_small", metavar="NAME|FILE", help=LOCALISER_HELP)
+    e.add_argument("--localiser", default=None, metavar="NAME|FILE", help=LOCALISER_HELP)
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(run=_evaluate)
     args = parser.parse_args(argv)

@@ -17,7 +17,6 @@ from mmstn.averaging import default_estimator, localiser_model_mismatch
 from mmstn.averaging.photo import (
     PHOTO_SOURCES,
     average_photo_subjects,
-    fig_photo_sources,
     photo_score_rows,
     photo_score_table,
     photo_subjects,
@@ -25,6 +24,7 @@ from mmstn.averaging.photo import (
 )
 from mmstn.photos.landmarker import mediapipe_available
 from mmstn.stn import STN3DMM, STNConfig
+from mmstn.viz.average_figures import fig_photo_sources
 
 G = 48  # small grids keep the test fast; nothing here depends on G
 POSES = ((-30.0, 0.0, 0.0), (0.0, 10.0, -15.0), (30.0, -5.0, 10.0), (15.0, 0.0, 20.0))  # yaw, pitch, roll (deg)

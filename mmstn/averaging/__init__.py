@@ -57,7 +57,6 @@ from mmstn.averaging.photo import (
     PhotoAverages,
     PhotoSubjects,
     average_photo_subjects,
-    fig_photo_sources,
     photo_score_table,
     photo_subjects,
 )
@@ -90,7 +89,6 @@ __all__ = [
     "average_subjects",
     "correspondence_score",
     "default_estimator",
-    "fig_photo_sources",
     "fitting_estimator",
     "folder_subjects",
     "frontal_estimator",

@@ -44,10 +44,10 @@ from mmstn.stn import STN3DMM
 
 __all__ = [
     "PHOTO_SOURCES",
+    "PHOTO_SOURCE_LABELS",
     "PhotoAverages",
     "PhotoSubjects",
     "average_photo_subjects",
-    "fig_photo_sources",
     "photo_score_rows",
     "photo_score_table",
     "photo_subjects",
@@ -57,7 +57,8 @@ __all__ = [
 #: the θ sources :func:`average_photo_subjects` knows, in the order they run
 PHOTO_SOURCES: tuple[str, ...] = ("photo", "localiser", "landmarks", "frontal")
 
-_LABELS = {
+#: each θ source in words (tables and figures)
+PHOTO_SOURCE_LABELS = {
     "photo": "photo path (face mesh + fit)",
     "localiser": "photo path, CNN localiser",
     "landmarks": "fit to the given 68 landmarks",
@@ -146,8 +147,8 @@ def _render_stand_in(model: Any, pose: tuple[float, float, float], seed: int, si
     """One render: (photo (size, size, 3) uint8, its 68 iBUG points (68, 2), 0-based photo pixels, y down)."""
     import math
 
-    from mmstn.layers.grid import labels_to_pixels
-    from mmstn.render import Lighting, pose_vertices, render_face
+    from mmstn.photos.demo import render_labelled
+    from mmstn.render import Lighting
     from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, theta_size
     from mmstn.transforms import axis_angle_to_matrix_np, euler_to_axis_angle_np
 
@@ -162,14 +163,9 @@ def _render_stand_in(model: Any, pose: tuple[float, float, float], seed: int, si
     albedo = model.albedo(beta[None])[0].clamp(0, 1)
     light = axis_angle_to_matrix_np(r) @ np.array([0.3, 0.4, 1.0])  # turns with the head: the same shading
     tint = np.random.default_rng([seed, *(int(a) % 360 for a in pose)]).uniform(0.3, 0.7, 3)
-    bg = np.broadcast_to(tint, (size, size, 3)).copy()
-    rf = render_face(model, theta.to(model.dtype), image_size=size, albedo=albedo,
-                     lighting=Lighting(direction=tuple(float(v) for v in light)), background=bg)
-    photo = (rf.image.numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
-    pts, _, _ = pose_vertices(model, theta[None].to(model.dtype), scale_base="exp")
-    px = labels_to_pixels(pts[0].double(), size).numpy()
-    return photo, px[model.landmarks["ibug68"].numpy()]
-
+    bg = np.broadcast_to(tint, (size, size, 3)).astype(np.float32)  # float32 like the render it is filled by
+    photo, marks = render_labelled(model, theta, albedo, Lighting(direction=tuple(float(v) for v in light)), bg, size)
+    return photo, marks["ibug68"]
 
 def stand_in_people(root: str | Path, n_people: int = 4,
                     poses: Sequence[tuple[float, float, float]] = STAND_IN_POSES, *, seed: int = 0,
@@ -328,15 +324,9 @@ def _landmark_source(subjects: PhotoSubjects, failed: dict[str, str], batch_size
 
 def _default_localiser() -> str | None:
     """The name of the shipped default localiser (what ``load_pretrained()`` loads), or None."""
-    try:
-        from mmstn.train.checkpoint import available_pretrained, load_pretrained
-    except ImportError:
-        return None
-    try:
-        name = str(load_pretrained()[2].name)
-    except Exception:  # no shipped checkpoint: the source is simply not available
-        return None
-    return name if name in available_pretrained() else None
+    from mmstn.train.checkpoint import DEFAULT_LOCALISER, available_pretrained
+
+    return DEFAULT_LOCALISER if DEFAULT_LOCALISER in available_pretrained() else None
 
 
 def _resolve_sources(sources: Sequence[str] | None, subjects: PhotoSubjects, localiser: str | Path | None
@@ -435,17 +425,17 @@ def average_photo_subjects(
         fl_cnn = Flattener(grid=grid_size, theta_from="localiser", localiser=localiser)
         failed: dict[str, str] = {}
         run("localiser", fl_cnn.stn, _flattener_source(subjects, fl_cnn, failed, None, batch_size), None,
-            f"{_LABELS['localiser']} ({Path(str(localiser)).stem})", failed)
+            f"{PHOTO_SOURCE_LABELS['localiser']} ({Path(str(localiser)).stem})", failed)
     if "landmarks" in chosen:
         failed = {}
         assert stn is not None
         run("landmarks", stn, _landmark_source(subjects, failed, batch_size), fitting_estimator(stn, n_iter=n_iter),
-            f"{_LABELS['landmarks']} ({n_iter} L-BFGS evaluations)", failed)
+            f"{PHOTO_SOURCE_LABELS['landmarks']} ({n_iter} L-BFGS evaluations)", failed)
     if "frontal" in chosen:
         failed = {}
         assert stn is not None
         run("frontal", stn, _frontal_source(subjects, boxes, failed, batch_size), frontal_estimator(stn),
-            f"{_LABELS['frontal']}, on the photo path's crops", failed)
+            f"{PHOTO_SOURCE_LABELS['frontal']}, on the photo path's crops", failed)
     return out
 
 
@@ -474,37 +464,8 @@ def photo_score_table(results: Mapping[str, PhotoAverages]) -> str:
     lines = [f"{'θ source':<34s} {'photos':>7s} {'within':>7s} {'between':>8s} {'ratio':>6s} {'NN acc.':>8s} "
              f"{'s/photo':>8s}"]
     for row in photo_score_rows(results):
-        label = _LABELS.get(row["source"], row["source"])
+        label = PHOTO_SOURCE_LABELS.get(row["source"], row["source"])
         lines.append(f"{label:<34s} {row['photos']:>3d}/{row['planned']:<3d} {row['within']:7.3f} "
                      f"{row['between']:8.3f} {row['ratio']:6.3f} {row['nn_accuracy']:8.0%} "
                      f"{row['seconds_per_photo']:8.2f}")
     return "\n".join(lines)
-
-
-def fig_photo_sources(results: Mapping[str, PhotoAverages], size: float = 1.5, title: str = ""):
-    """One row of per-person averages per θ source (the paper's Fig. 8 layout in each row), each row
-    labelled with its source and correspondence ratio. Black: cells no photo saw."""
-    import matplotlib.pyplot as plt
-
-    from mmstn.viz.average_figures import _off, _rgb
-
-    rows = list(results.values())
-    ids = list(dict.fromkeys(s for r in rows for s in r.averages))
-    fig, axes = plt.subplots(len(rows), len(ids), figsize=(size * len(ids) + 0.4, (size + 0.3) * len(rows) + 0.3),
-                             squeeze=False)
-    for i, r in enumerate(rows):
-        avs = r.averages
-        for j, s in enumerate(ids):
-            ax = axes[i, j]
-            _off(ax)
-            if s in avs:
-                ax.imshow(_rgb(avs[s].average), interpolation="nearest")
-                head = f"{avs[s].name}: {avs[s].n_images}" if i == 0 else f"{avs[s].n_images}"
-                ax.set_title(head, fontsize=7)
-            if j == 0:
-                ratio = "" if r.score is None else f"\nratio {r.score.ratio:.3f}"
-                ax.set_ylabel(f"{_LABELS.get(r.source, r.source)}{ratio}", fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout(pad=0.3, h_pad=0.3, w_pad=0.2)
-    return fig

@@ -80,6 +80,8 @@ class FlatFace:
         flat: (G, G, 3) float32 in [0, 1], the flattened face (masked); mask: (G, G) bool.
         shape: (G², 3) float32 mm, the fitted grid-model shape (model frame) for the OBJ export.
         seconds: time spent on this face (fit, STN), excluding reading the photo.
+        extra: ``grid_px`` (G², 2) the grid vertices and ``vertex_px`` (N, 2) every model vertex in photo
+            pixels, ``vertex_visible`` (N,) bool: the model vertex is seen in the fitted pose (ray cast).
     """
 
     image: str
@@ -127,11 +129,13 @@ class FlatFace:
         }
 
 
-def _load_localiser(name: str | Path) -> tuple[torch.nn.Module, MorphableModel]:
-    """A shipped localiser by name, or a ``weights.pt`` file, in eval mode, with the model it predicts θ for."""
-    from mmstn.train.checkpoint import available_pretrained, load_pretrained, load_weights
+def _load_localiser(name: str | Path | None) -> tuple[torch.nn.Module, MorphableModel]:
+    """A shipped localiser by name (None: the default one), or a ``weights.pt`` file, in eval mode, with the
+    model it predicts θ for."""
+    from mmstn.train.checkpoint import DEFAULT_LOCALISER, available_pretrained, load_pretrained, load_weights
     from mmstn.train.model import data_model
 
+    name = DEFAULT_LOCALISER if name is None else name
     if str(name) in available_pretrained():
         localiser, _, config = load_pretrained(str(name))
     elif Path(name).is_file():
@@ -172,7 +176,7 @@ class Flattener:
             * ``"localiser"``: the CNN only. The model is then the localiser's own (5 identity + 5
               expression components), so ``model`` and ``n_components`` must be left out.
         localiser: the CNN localiser: a shipped name (:func:`mmstn.train.available_pretrained`) or a
-            ``weights.pt`` file.
+            ``weights.pt`` file (default: :data:`mmstn.train.checkpoint.DEFAULT_LOCALISER`).
         switch_yaw_deg: the |yaw| of the CNN's θ above which ``"combined"`` uses it.
     """
 
@@ -185,7 +189,7 @@ class Flattener:
         largest: bool = False,
         n_components: int | None = None,
         theta_from: str | None = None,
-        localiser: str | Path = "photo_small",
+        localiser: str | Path | None = None,
         switch_yaw_deg: float = SWITCH_YAW_DEG,
     ) -> None:
         from mmstn.photos.correspondence import correspondence_for
@@ -205,7 +209,7 @@ class Flattener:
                     f"theta_from={theta_from!r} uses the localiser's own face: leave model and n_components out, "
                     "or use theta_from='face_mesh' with another model"
                 )
-            self.localiser, self._cnn_model = _load_localiser(localiser)
+            self.localiser, self._cnn_model = _load_localiser(localiser)  # None: the shipped default
             if theta_from == "localiser":
                 model = self._cnn_model
         self.model = _default_model() if model is None else model
@@ -347,7 +351,8 @@ class Flattener:
             mask=mask,
             shape=shape.detach().float().numpy(),
             model=self.model.name,
-            extra={"grid_px": grid_px},
+            # the overlay's wireframe; every model vertex in photo pixels and seen or not (photo textures)
+            extra={"grid_px": grid_px, "vertex_px": photo_px, "vertex_visible": np.asarray(vis_all) > 0.5},
         )
 
     def _turned(self, theta: torch.Tensor) -> bool:

@@ -95,17 +95,9 @@ def vertex_colours(flattener, image: np.ndarray, face) -> np.ndarray:
     Returns:
         (N, 3) float64 in [0, 1], N = the flattener model's vertices.
     """
-    from mmstn.layers.grid import labels_to_pixels
-    from mmstn.layers.visibility import occlusion_visibility
-    from mmstn.render import pose_vertices
-
     model = flattener.model
-    theta = torch.from_numpy(face.theta)[None].to(model.dtype)
-    with torch.no_grad():
-        pts, rotated, _ = pose_vertices(model, theta, scale_base="exp")
-        seen = occlusion_visibility(rotated[0].double(), model.triangles, backface_culling=True).numpy() > 0.5
-    crop_px = labels_to_pixels(pts[0].double(), 224).numpy()
-    xy = crop_px / face.crop_scale + face.crop_offset  # photo pixels, 0-based
+    xy = face.extra["vertex_px"]  # posed and ray-cast by the flattener already
+    seen = face.extra["vertex_visible"].copy()
     h, w = image.shape[:2]
     inside = (xy[:, 0] >= 0) & (xy[:, 0] <= w - 1) & (xy[:, 1] >= 0) & (xy[:, 1] <= h - 1)
     seen &= inside

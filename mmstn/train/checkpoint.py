@@ -420,8 +420,12 @@ def _resource(name: str, suffix: str):
     return res
 
 
+#: the shipped localiser that :func:`load_pretrained` and the photo path load by default
+DEFAULT_LOCALISER = "photo_small"
+
+
 def load_pretrained(
-    name: str = "photo_small", device: str | torch.device = "cpu"
+    name: str = DEFAULT_LOCALISER, device: str | torch.device = "cpu"
 ) -> tuple[Localiser, STN3DMM, TrainConfig]:
     """The shipped localiser ``name``: ``photo_small``, trained by mmstn on renders of the ICT face textured
     from photos (``mmstn/checkpoints/README.md``).
@@ -437,7 +441,7 @@ def load_pretrained(
         return load_weights(path, device=device)
 
 
-def pretrained_metrics(name: str = "photo_small") -> dict[str, Any]:
+def pretrained_metrics(name: str = DEFAULT_LOCALISER) -> dict[str, Any]:
     """The validation metrics recorded for the shipped localiser ``name`` (``<name>_metrics.json``)."""
     import json
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from mmstn.averaging.photo import PHOTO_SOURCE_LABELS
+
 __all__ = [
     "GUIDE_LANDMARKS",
     "fig_correspondence",
     "fig_masked_vs_plain",
+    "fig_photo_sources",
     "fig_psnr_curve",
     "fig_sharpening",
     "fig_subject_averages",
@@ -278,4 +282,34 @@ def fig_correspondence(scores: Mapping[str, object], matrix: str | None = None) 
     axes[1].set_yticks([])
     fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.03)
     fig.tight_layout()
+    return fig
+
+
+def fig_photo_sources(results: Mapping[str, Any], size: float = 1.5, title: str = "") -> Figure:
+    """One row of per-person averages per θ source (the paper's Fig. 8 layout in each row), each row labelled
+    with its source and correspondence ratio. Black: cells no photo saw.
+
+    Args:
+        results: source → :class:`~mmstn.averaging.photo.PhotoAverages`
+            (:func:`mmstn.averaging.average_photo_subjects`).
+    """
+    rows = list(results.values())
+    ids = list(dict.fromkeys(s for r in rows for s in r.averages))
+    fig, axes = plt.subplots(len(rows), len(ids), figsize=(size * len(ids) + 0.4, (size + 0.3) * len(rows) + 0.3),
+                             squeeze=False)
+    for i, r in enumerate(rows):
+        avs = r.averages
+        for j, s in enumerate(ids):
+            ax = axes[i, j]
+            _off(ax)
+            if s in avs:
+                ax.imshow(_rgb(avs[s].average), interpolation="nearest")
+                head = f"{avs[s].name}: {avs[s].n_images}" if i == 0 else f"{avs[s].n_images}"
+                ax.set_title(head, fontsize=7)
+            if j == 0:
+                ratio = "" if r.score is None else f"\nratio {r.score.ratio:.3f}"
+                ax.set_ylabel(f"{PHOTO_SOURCE_LABELS.get(r.source, r.source)}{ratio}", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(pad=0.3, h_pad=0.3, w_pad=0.2)
     return fig
