@@ -38,10 +38,10 @@ def main() -> None:
     torch.set_num_threads(1)
 
     from mmstn.data.synthetic import SyntheticFaces, generate_dataset, generate_sample
-    from mmstn.models.builtin import builtin_model
+    from mmstn.models.ict import ict_face_model
     from mmstn.render import render_face
 
-    model = builtin_model()
+    model = ict_face_model().subset(5, 5)  # the model the shipped localiser is trained on
     print(f"model: {model.describe()}")
     print(f"cores: {os.cpu_count()}, load average: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
 

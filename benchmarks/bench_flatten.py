@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mmstn.averaging import SubjectAverager, fitting_estimator, load_shipped_localiser, localiser_estimator
 from mmstn.data.synthetic import generate_sample, reference_scale
 from mmstn.localiser import Localiser, SmallTrunk, ThetaHead
-from mmstn.models import builtin_model
+from mmstn.models import ict_face_model
 from mmstn.stn import STN3DMM, STNConfig
-from mmstn.uv import builtin_grid_model
+from mmstn.uv import default_grid_model
 
 B = 32
 
@@ -61,14 +61,14 @@ def main() -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, B = {B}, 224 × 224 crops; "
           f"load average {load:.1f} on {os.cpu_count()} CPUs (other processes slow every number down)")
 
-    model = builtin_model().subset(5, 5)
+    model = ict_face_model().subset(5, 5)
     samples = [generate_sample(model, i, 0, n_subjects=8) for i in range(B)]
     images = torch.stack([s["image"] for s in samples])
     theta = torch.stack([s["theta"] for s in samples])  # s = exp(logs): the paper configuration's base
     labels = torch.stack([s["landmarks21"] for s in samples])
     vis = torch.stack([s["vis21"] for s in samples])
     ids = torch.tensor([int(s["subject_id"]) for s in samples])
-    stns = {g: STN3DMM(builtin_grid_model(g), STNConfig.paper(grid_size=g)) for g in (224, 112)}
+    stns = {g: STN3DMM(default_grid_model(g), STNConfig.paper(grid_size=g)) for g in (224, 112)}
 
     for g, stn in stns.items():
         def flatten(stn: STN3DMM = stn) -> None:

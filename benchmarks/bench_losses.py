@@ -31,11 +31,11 @@ from bench_stn_head import time_ms  # the same timer for every STN figure (scrip
 
 from mmstn.fitting import fit
 from mmstn.losses import AUTHORS_WEIGHTS, landmark_loss, objective, prior_loss, siamese_loss, symmetry_loss
-from mmstn.models import builtin_model
+from mmstn.models import ict_face_model
 from mmstn.render import render_face
 from mmstn.stn import STN3DMM, STNConfig
 from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T
-from mmstn.uv import builtin_grid_model
+from mmstn.uv import default_grid_model
 
 B = 32
 
@@ -77,7 +77,7 @@ def main() -> None:
     repeat = 5 if args.quick else 15
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, B = {B}")
     for g, target in ((112, 10.0), (224, 30.0)):
-        stn = STN3DMM(builtin_grid_model(G=g), STNConfig.paper(grid_size=g))
+        stn = STN3DMM(default_grid_model(g), STNConfig.paper(grid_size=g))
         args_ = (stn, *inputs(g))
         head_fn, full_fn = partial(head_step, *args_, False), partial(head_step, *args_, True)
         # alternate the two so that load from other processes hits both alike
@@ -93,8 +93,8 @@ def main() -> None:
             f"({100 * added / head:5.1f} % of the head; target <= {target:.0f} ms: {verdict})"
         )
 
-    stn = STN3DMM(builtin_grid_model(G=112), STNConfig.paper(grid_size=112))
-    model = builtin_model().subset(5, 5)
+    stn = STN3DMM(default_grid_model(112), STNConfig.paper(grid_size=112))
+    model = ict_face_model().subset(5, 5)
     theta = torch.zeros(16)
     theta[THETA_R.start + 1], theta[THETA_T], theta[THETA_LOGS] = math.radians(25), 112.0, math.log(0.75)  # yaw 25°
     face = render_face(model, theta)

@@ -11,7 +11,7 @@ import torch
 
 from mmstn.errors import ShapeError
 from mmstn.models.morphable import MorphableModel
-from mmstn.reconstruction import one_thread
+from mmstn.runtime import one_thread
 from mmstn.scores import photometric_error, retained_detail
 
 __all__ = ["Comparison", "compare_methods"]
@@ -123,7 +123,8 @@ def compare_methods(
     Returns:
         :class:`Comparison`.
     """
-    from mmstn.reconstruction import fit_texture, render_grid_colours, render_reconstruction
+    from mmstn.reconstruction import fit_texture, render_reconstruction
+    from mmstn.render.grid import render_grid_colours
 
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
         raise ShapeError(f"images must have shape (P, 3, H, W), got {getattr(images, 'shape', type(images))}")

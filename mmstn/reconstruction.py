@@ -5,27 +5,12 @@ CVPRW 2019) explains the face pixels of an image by the morphable model alone: a
 c(β) = c̄ + Σ_k β_k T_k, lit by a low-order spherical-harmonics (SH) environment. Whatever the model cannot
 express — pores, freckles, moles, stubble, make-up — is lost. The 3DMM-STN instead *resamples* the image
 into the model's dense correspondence, so its flattened output keeps that detail (paper §1.2, §4, Fig. 9).
-This module provides the model-based side of that comparison:
-
-* :func:`sh_basis`, :func:`sh_shading`, :func:`lambert_sh` — second-order real spherical harmonics;
-* :func:`fit_texture` — β and the SH lighting from one image, given θ (fitted or true), by regularised least
-  squares on the flattened grid;
-* :func:`render_grid_colours`, :func:`render_reconstruction` — per-grid-vertex colours (a reconstruction,
-  or the STN's own output) rendered back into the image exactly where the STN sampled them;
-* :func:`render_sh` — an SH-lit rendering of any morphable model, for test images with known lighting.
-
-**Spherical harmonics.** The nine real SH functions of degree l ≤ 2 are evaluated on unit normals
-n = (x, y, z) in the camera frame (x right, y up, z towards the viewer), in the order
-
-    Y₀₀ = c₀,  Y₁₋₁ = c₁ y,  Y₁₀ = c₁ z,  Y₁₁ = c₁ x,
-    Y₂₋₂ = c₂ xy,  Y₂₋₁ = c₂ yz,  Y₂₀ = c₂₀ (3z² − 1),  Y₂₁ = c₂ xz,  Y₂₂ = c₂₂ (x² − y²),
-
-with c₀ = ½√(1/π) = 0.282095, c₁ = √(3/4π) = 0.488603, c₂ = ½√(15/π) = 1.092548,
-c₂₀ = ¼√(5/π) = 0.315392, c₂₂ = ¼√(15/π) = 0.546274: the **orthonormal** basis, ∫ Y_i Y_j dω = δ_ij
-over the sphere. Shading is s_c(n) = Σ_j ℓ_cj Y_j(n) per colour channel c, so the coefficients ℓ (3, 9)
-are *irradiance* coefficients. For a distant environment with radiance coefficients L_j, ℓ_j = Â_l L_j
-with the clamped-cosine factors Â₀ = π, Â₁ = 2π/3, Â₂ = π/4 (Ramamoorthi & Hanrahan 2001), listed in
-:data:`SH_IRRADIANCE_FACTORS`; order 2 captures about 99 % of the energy of Lambertian shading.
+This module provides the model-based side of that comparison: :func:`fit_texture`, β and the SH lighting from
+one image, given θ (fitted or true), by regularised least squares on the flattened grid, and
+:func:`render_reconstruction`, the fit rendered back over the image where the STN sampled it. The light model
+(second-order real spherical harmonics: :func:`~mmstn.render.shading.sh_basis`,
+:func:`~mmstn.render.shading.lambert_sh`) and the renderers (:func:`~mmstn.render.grid.render_grid_colours`,
+:func:`~mmstn.render.mesh.render_sh` for test images with known lighting) are in :mod:`mmstn.render`.
 
 **The fit** (:func:`fit_texture`). The STN's sample W_i (3,) at grid cell i is in correspondence with the
 model's vertex i, so on the visible cells
@@ -50,9 +35,6 @@ i.e. the image colours are taken for albedo up to white balance and exposure.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -61,156 +43,22 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from mmstn.errors import ShapeError, check_finite
-from mmstn.layers.grid import grid_to_pixels, grid_triangles
+from mmstn.errors import ShapeError
 from mmstn.layers.visibility import grid_vertex_normals, occlusion_visibility
 from mmstn.models.morphable import MorphableModel
-from mmstn.render import Fragments, Lighting, posed_for_raster, rasterize, render_colours
+from mmstn.render.grid import (
+    GridRender,
+    check_one_image,
+    check_one_theta,
+    grid_mask,
+    rasterize_grid,
+    render_grid_colours,
+)
+from mmstn.render.shading import sh_basis
+from mmstn.runtime import one_thread
 from mmstn.stn import STN3DMM
 
-__all__ = [
-    "SH_CONSTANTS",
-    "SH_IRRADIANCE_FACTORS",
-    "SH_NAMES",
-    "GridRender",
-    "SHRender",
-    "SamplingOperator",
-    "TextureFit",
-    "fit_texture",
-    "lambert_sh",
-    "one_thread",
-    "render_grid_colours",
-    "render_reconstruction",
-    "render_sh",
-    "sampling_operator",
-    "sh_basis",
-    "sh_shading",
-]
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch single-threaded inside the block (or decorated function), then restore the thread count.
-
-    The fits and renderings here work on a few thousand grid cells at a time: intra-op parallelism costs
-    more than it saves, and on a busy machine a thread that waits for a descheduled partner makes every small
-    operation ten to thirty times slower. (The setting is process-wide while the block runs.)
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-# ----------------------------------------------------------------------------------- spherical harmonics
-#: Names of the nine basis functions, in the order of :func:`sh_basis`.
-SH_NAMES: tuple[str, ...] = ("Y00", "Y1-1", "Y10", "Y11", "Y2-2", "Y2-1", "Y20", "Y21", "Y22")
-
-#: Normalisation constants c₀, c₁, c₂, c₂₀, c₂₂ of the orthonormal real SH (module docstring).
-SH_CONSTANTS: dict[str, float] = {
-    "c0": 0.5 * math.sqrt(1.0 / math.pi),
-    "c1": math.sqrt(3.0 / (4.0 * math.pi)),
-    "c2": 0.5 * math.sqrt(15.0 / math.pi),
-    "c20": 0.25 * math.sqrt(5.0 / math.pi),
-    "c22": 0.25 * math.sqrt(15.0 / math.pi),
-}
-
-#: Â_l per basis function: irradiance coefficient = Â_l × radiance coefficient (clamped-cosine convolution).
-SH_IRRADIANCE_FACTORS: tuple[float, ...] = (math.pi,) + (2.0 * math.pi / 3.0,) * 3 + (math.pi / 4.0,) * 5
-
-
-def sh_basis(normals: torch.Tensor, normalise: bool = True) -> torch.Tensor:
-    """The nine orthonormal real SH functions of degree ≤ 2 at the given directions (module docstring).
-
-    Args:
-        normals: (..., 3) directions (x, y, z) in the camera frame; normalised first when ``normalise``
-            (zero vectors stay zero and give Y₀₀ only).
-        normalise: divide by the length.
-
-    Returns:
-        (..., 9) in the order of :data:`SH_NAMES`, same dtype as ``normals``.
-
-    Raises:
-        ShapeError: ``normals`` is not a floating-point tensor with last dimension 3.
-        ValueError: ``normals`` holds NaN or inf.
-    """
-    if not isinstance(normals, torch.Tensor) or not torch.is_floating_point(normals):
-        raise ShapeError(f"normals must be a floating-point tensor of shape (..., 3), got {type(normals).__name__}")
-    if normals.ndim < 1 or normals.shape[-1] != 3:
-        raise ShapeError(f"normals must have shape (..., 3), got {tuple(normals.shape)}")
-    check_finite("normals", normals)
-    n = normals
-    if normalise:
-        n = n / n.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(n.dtype).tiny)
-    x, y, z = n.unbind(-1)
-    c = SH_CONSTANTS
-    return torch.stack(
-        [
-            torch.full_like(x, c["c0"]),
-            c["c1"] * y,
-            c["c1"] * z,
-            c["c1"] * x,
-            c["c2"] * x * y,
-            c["c2"] * y * z,
-            c["c20"] * (3.0 * z * z - 1.0),
-            c["c2"] * x * z,
-            c["c22"] * (x * x - y * y),
-        ],
-        dim=-1,
-    )
-
-
-def _check_sh(sh: torch.Tensor) -> torch.Tensor:
-    if not isinstance(sh, torch.Tensor) or not torch.is_floating_point(sh):
-        raise ShapeError(f"sh must be a floating-point tensor of shape (3, 9), got {type(sh).__name__}")
-    if tuple(sh.shape) != (3, 9):
-        raise ShapeError(f"sh must have shape (3, 9) (one row of 9 coefficients per colour), got {tuple(sh.shape)}")
-    check_finite("sh", sh)
-    return sh
-
-
-def sh_shading(normals: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
-    """Per-channel shading s_c(n) = Σ_j sh[c, j] Y_j(n).
-
-    Args:
-        normals: (..., 3) directions (normalised here).
-        sh: (3, 9) irradiance coefficients per colour channel.
-
-    Returns:
-        (..., 3) shading (multiplies the albedo), same dtype as ``normals``.
-    """
-    sh = _check_sh(sh)
-    return sh_basis(normals) @ sh.to(normals.dtype).T
-
-
-_DEFAULT_LIGHT = Lighting()
-
-
-def lambert_sh(lighting: Lighting = _DEFAULT_LIGHT, gain=(1.0, 1.0, 1.0)) -> torch.Tensor:
-    """Order-2 SH coefficients (3, 9) of the project's ambient + Lambert light (:class:`mmstn.render.Lighting`).
-
-    The shading ``gain_c · (ambient + diffuse · max(n·d, 0))`` (d the unit direction towards the light) has
-    irradiance coefficients ℓ_c0 = gain_c · (ambient / c₀ + diffuse · Â₀ Y₀₀(d)) and
-    ℓ_cj = gain_c · diffuse · Â_l Y_j(d) for j > 0: a directional light is a delta of radiance, whose
-    clamped-cosine convolution has the factors :data:`SH_IRRADIANCE_FACTORS`. The truncation at l = 2 is
-    the only approximation: ¼ + ½ cos γ + (5/16)·(3 cos² γ − 1)/2 instead of max(cos γ, 0) at angle γ from
-    the light, i.e. 1.0625 facing it, 0.0625 opposite, and at most 0.094 · ``diffuse`` off (at γ = 90°);
-    the mean over the sphere is exact.
-
-    Returns:
-        float64 tensor (3, 9).
-    """
-    d = torch.as_tensor(lighting.direction, dtype=torch.float64)
-    if d.shape != (3,) or float(d.norm()) == 0.0:
-        raise ValueError(f"lighting.direction must be a non-zero 3-vector, got {lighting.direction}")
-    y = sh_basis(d)
-    factors = torch.tensor(SH_IRRADIANCE_FACTORS, dtype=torch.float64)
-    row = lighting.diffuse * factors * y
-    row[0] += lighting.ambient / SH_CONSTANTS["c0"]
-    g = torch.as_tensor(gain, dtype=torch.float64).reshape(3, 1)
-    return g * row[None]
-
+__all__ = ["SamplingOperator", "TextureFit", "fit_texture", "render_reconstruction", "sampling_operator"]
 
 # ----------------------------------------------------------------------------------------- the fit
 @dataclass
@@ -260,32 +108,6 @@ class TextureFit:
         return max(len(self.history) - 1, 0)
 
 
-def _as_image(image: torch.Tensor) -> torch.Tensor:
-    if not isinstance(image, torch.Tensor) or not torch.is_floating_point(image):
-        raise ShapeError(
-            f"image must be a floating-point tensor (3, H, W) or (1, 3, H, W), got {type(image).__name__}"
-        )
-    if image.ndim == 4 and image.shape[0] == 1:
-        image = image[0]
-    if image.ndim != 3 or image.shape[0] != 3:
-        raise ShapeError(f"image must have shape (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}")
-    check_finite("image", image)
-    return image
-
-
-def _as_theta(theta: torch.Tensor, d: int) -> torch.Tensor:
-    if not isinstance(theta, torch.Tensor) or not torch.is_floating_point(theta):
-        raise ShapeError(
-            f"theta must be a floating-point tensor ({6 + d},) or (1, {6 + d}), got {type(theta).__name__}"
-        )
-    if theta.ndim == 2 and theta.shape[0] == 1:
-        theta = theta[0]
-    if theta.ndim != 1 or theta.shape[0] != 6 + d:
-        raise ShapeError(f"theta must have shape ({6 + d},) or (1, {6 + d}) for one image, got {tuple(theta.shape)}")
-    check_finite("theta", theta)
-    return theta
-
-
 def _check_grid_model(stn: STN3DMM, model: MorphableModel | None, n_components: int | None) -> tuple[int, int]:
     if model is None:
         raise ValueError(
@@ -302,15 +124,6 @@ def _check_grid_model(stn: STN3DMM, model: MorphableModel | None, n_components: 
     if not 0 <= k <= k_max:
         raise ValueError(f"n_components={n_components}: model {model.name!r} has {k_max} texture components")
     return G, k
-
-
-def _mask_grid(mask, G: int) -> torch.Tensor:
-    m = torch.as_tensor(mask)
-    while m.ndim > 2 and m.shape[0] == 1:
-        m = m[0]
-    if tuple(m.shape) != (G, G):
-        raise ShapeError(f"mask must have shape (G, G), (1, G, G) or (1, 1, G, G) with G = {G}, got {tuple(m.shape)}")
-    return m.to(torch.float64) > 0.5
 
 
 def _erode(mask: torch.Tensor, steps: int) -> torch.Tensor:
@@ -352,15 +165,9 @@ def sampling_operator(stn: STN3DMM, theta: torch.Tensor, image_size: int | tuple
         cells: grid cells to build rows for (default: all G²).
     """
     G = stn.generator.grid_size
-    theta = _as_theta(theta, stn.generator.n_components)
-    h, w = (image_size, image_size) if isinstance(image_size, int) else (int(image_size[0]), int(image_size[1]))
-    dtype = stn.generator.morphable.mean.dtype
-    with torch.no_grad():
-        gen = stn.generator(theta[None].to(dtype), image_size=(h, w))
-    pix = grid_to_pixels(gen.grid[0].reshape(-1, 2).double(), (h, w)).numpy()
-    p3 = np.concatenate([pix, gen.rotated[0, :, 2:3].double().numpy()], 1)
-    tri = grid_triangles(G).numpy()
-    frag = rasterize(p3, tri, h, w, cull_backfaces=True)
+    theta = check_one_theta(theta, stn.generator.n_components)
+    pix, tri, frag = rasterize_grid(stn, theta, image_size)
+    h, w = frag.face.shape
     cells = np.arange(G * G) if cells is None else np.asarray(cells, dtype=np.int64).reshape(-1)
     x, y = pix[cells, 0], pix[cells, 1]
     x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
@@ -436,9 +243,9 @@ def fit_texture(
         ValueError: NaN/inf in the inputs, K out of range, no usable cells, a model without colour.
     """
     G, K = _check_grid_model(stn, model, n_components)
-    image = _as_image(image)
+    image = check_one_image(image)
     d = stn.generator.n_components
-    theta = _as_theta(theta, d)
+    theta = check_one_theta(theta, d)
     if noise_sigma <= 0 or light_sigma <= 0:
         raise ValueError(f"noise_sigma={noise_sigma} and light_sigma={light_sigma} must be positive")
     if sampling not in ("bilinear", "point"):
@@ -449,7 +256,7 @@ def fit_texture(
     sampled = out.sampled[0].double()  # (3, G, G)
     stn_mask = out.mask[0].double()
     rotated = out.rotated[0].double()  # (N, 3)
-    use = _mask_grid(stn_mask, G) if mask is None else _mask_grid(mask, G)
+    use = grid_mask(stn_mask, G) if mask is None else grid_mask(mask, G)
     use = use & (out.grid[0].abs() <= 1.0).all(-1)  # sampled inside the image
     if exact_visibility:
         use = use & occlusion_visibility(rotated, model.triangles, backface_culling=True).reshape(G, G)
@@ -570,175 +377,8 @@ def fit_texture(
     )
 
 
-# ------------------------------------------------------------------------------------------ rendering
-@dataclass
-class GridRender:
-    """Per-grid-vertex colours rendered into the image where the STN samples them.
-
-    Attributes:
-        image: float32 (3, H, W): the colours over the background.
-        coverage: bool (H, W): pixels covered by a front-facing grid triangle (the nearest one).
-        valid: bool (H, W): covered by a triangle whose three vertices are all in ``visible``.
-        fragments: the rasterisation.
-    """
-
-    image: torch.Tensor
-    coverage: np.ndarray
-    valid: np.ndarray
-    fragments: Fragments
-
-
-def _grid_colours(colours: torch.Tensor, G: int) -> np.ndarray:
-    c = torch.as_tensor(colours)
-    if c.ndim == 4 and c.shape[0] == 1:
-        c = c[0]
-    if tuple(c.shape) == (3, G, G):
-        c = c.reshape(3, -1).T
-    if tuple(c.shape) != (G * G, 3):
-        raise ShapeError(f"colours must have shape (3, G, G) or (G², 3) with G = {G}, got {tuple(colours.shape)}")
-    check_finite("colours", c)
-    return c.detach().cpu().double().numpy()
-
-
-@one_thread()
-def render_grid_colours(
-    stn: STN3DMM,
-    theta: torch.Tensor,
-    colours: torch.Tensor,
-    image_size: int | tuple[int, int] = 224,
-    *,
-    background: torch.Tensor | None = None,
-    visible: torch.Tensor | None = None,
-) -> GridRender:
-    """Render per-grid-vertex colours at θ: vertex k lands on the pixel position the STN samples for it.
-
-    The posed grid model is rasterised (front faces, z-buffer on the rotated depth) with the vertices at
-    :func:`mmstn.layers.grid.grid_to_pixels` of the STN's sampling grid, so rendering the STN's own samples
-    reproduces the input up to two bilinear interpolations, and rendering a reconstruction puts it exactly
-    over the face it explains.
-
-    Args:
-        stn: the STN.
-        theta: (6 + D,) or (1, 6 + D).
-        colours: (3, G, G) or (G², 3), RGB in [0, 1] (e.g. :attr:`TextureFit.reconstruction_grid`).
-        image_size: H = W, or (H, W); taken from ``background`` when given.
-        background: optional (3, H, W) image drawn behind (black otherwise).
-        visible: optional (G, G) (or (1, G, G)) cells whose colours are meaningful (default: all); decides
-            :attr:`GridRender.valid`.
-
-    Returns:
-        :class:`GridRender`.
-    """
-    G = stn.generator.grid_size
-    theta = _as_theta(theta, stn.generator.n_components)
-    cols = _grid_colours(colours, G)
-    if background is not None:
-        background = _as_image(background)
-        image_size = (int(background.shape[1]), int(background.shape[2]))
-    h, w = (image_size, image_size) if isinstance(image_size, int) else (int(image_size[0]), int(image_size[1]))
-    dtype = stn.generator.morphable.mean.dtype
-    with torch.no_grad():
-        gen = stn.generator(theta[None].to(dtype), image_size=(h, w))
-    pix = grid_to_pixels(gen.grid[0].reshape(-1, 2).double(), (h, w))
-    p3 = torch.cat([pix, gen.rotated[0, :, 2:3].double()], 1).numpy()
-    tri = grid_triangles(G).numpy()
-    frag = rasterize(p3, tri, h, w, cull_backfaces=True)
-    img = render_colours(frag, tri, cols)
-    bg = np.zeros((h, w, 3)) if background is None else background.detach().cpu().double().numpy().transpose(1, 2, 0)
-    img = np.where(frag.mask[..., None], img, bg)
-    vis = np.ones(G * G, dtype=bool) if visible is None else _mask_grid(visible, G).reshape(-1).numpy()
-    ok_tri = vis[tri].all(axis=1)
-    valid = frag.mask & ok_tri[np.where(frag.mask, frag.face, 0)]
-    return GridRender(
-        image=torch.from_numpy(np.clip(img, 0.0, 1.0).transpose(2, 0, 1).astype(np.float32)),
-        coverage=frag.mask,
-        valid=valid,
-        fragments=frag,
-    )
-
-
 def render_reconstruction(stn: STN3DMM, fit: TextureFit, background: torch.Tensor | None = None,
                           image_size: int | tuple[int, int] = 224) -> GridRender:
     """Render a :class:`TextureFit`'s reconstruction (shaded model albedo) at its θ; ``valid`` = the fit's cells."""
     return render_grid_colours(stn, fit.theta, fit.reconstruction_grid, image_size, background=background,
                                visible=fit.mask)
-
-
-@dataclass
-class SHRender:
-    """An SH-lit rendering of a morphable model (:func:`render_sh`).
-
-    Attributes:
-        image: float32 (3, H, W), RGB in [0, 1].
-        mask: bool (H, W), True on the face.
-        points: (N, 2) every vertex in the label frame.
-        normals: (N, 3) unit vertex normals of the posed shape (camera frame).
-        colours: (N, 3) the per-vertex colours rasterised (clip(shading · albedo, 0, 1)).
-        fragments: the rasterisation.
-    """
-
-    image: torch.Tensor
-    mask: np.ndarray
-    points: torch.Tensor
-    normals: torch.Tensor
-    colours: torch.Tensor
-    fragments: Fragments
-
-
-@one_thread()
-def render_sh(
-    model: MorphableModel,
-    theta: torch.Tensor,
-    sh: torch.Tensor,
-    albedo: torch.Tensor | None = None,
-    *,
-    image_size: int = 224,
-    background: torch.Tensor | None = None,
-    scale_base: str | float = "exp",
-) -> SHRender:
-    """Render ``model`` posed by θ with per-vertex albedo and SH shading (z-buffer, orthographic).
-
-    The same pose, pixel frame and area-weighted vertex normals as :func:`mmstn.render.render_face`; only the
-    shading differs: colour_i = clip(albedo_i · Σ_j sh[:, j] Y_j(n_i), 0, 1) per vertex, interpolated over
-    the triangles.
-
-    Args:
-        model: any :class:`~mmstn.models.MorphableModel` (a grid model too).
-        theta: (6 + D′,) or (1, 6 + D′), D′ ≤ D.
-        sh: (3, 9) irradiance coefficients (:func:`lambert_sh` converts an ambient + Lambert light).
-        albedo: (N, 3) in [0, 1]; default the model's ``colour``.
-        image_size: H = W.
-        background: optional (3, H, W) image in [0, 1] (black otherwise).
-        scale_base: how logs maps to the scale (``"exp"`` as the synthetic data, or ``"0.99"``).
-
-    Returns:
-        :class:`SHRender`.
-    """
-    sh = _check_sh(torch.as_tensor(sh, dtype=torch.float64) if not isinstance(sh, torch.Tensor) else sh.double())
-    theta = torch.as_tensor(theta).reshape(1, -1)
-    if albedo is None:
-        if model.colour is None:
-            raise ValueError(f"model {model.name!r} has no colour; pass albedo=(N, 3)")
-        albedo = model.colour
-    albedo = torch.as_tensor(albedo).double()
-    if tuple(albedo.shape) != (model.n_vertices, 3):
-        raise ShapeError(f"albedo must have shape ({model.n_vertices}, 3), got {tuple(albedo.shape)}")
-    check_finite("albedo", albedo)
-    points, _, p3, normals = posed_for_raster(model, theta, image_size, scale_base)
-    with torch.no_grad():
-        colours = (sh_shading(normals, sh) * albedo).clamp(0.0, 1.0)
-    frag = rasterize(p3, model.triangles, image_size, image_size)
-    img = render_colours(frag, model.triangles, colours.numpy())
-    if background is not None:
-        bg = _as_image(background).detach().cpu().double().numpy().transpose(1, 2, 0)
-        if bg.shape[:2] != (image_size, image_size):
-            raise ShapeError(f"background must be (3, {image_size}, {image_size}), got {tuple(background.shape)}")
-        img = np.where(frag.mask[..., None], img, bg)
-    return SHRender(
-        image=torch.from_numpy(img.transpose(2, 0, 1).astype(np.float32)),
-        mask=frag.mask,
-        points=points[0],
-        normals=normals,
-        colours=colours,
-        fragments=frag,
-    )

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ __all__ = [
     "display_path",
     "figures_dir",
     "is_smoke",
+    "one_thread",
     "seed_everything",
     "shared_data_dir",
     "smoke_or",
@@ -96,3 +99,19 @@ def figures_dir(create: bool = True) -> Path:
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch single-threaded inside the block (or decorated function), then restore the thread count.
+
+    The fits and renderings here work on a few thousand grid cells at a time: intra-op parallelism costs
+    more than it saves, and on a busy machine a thread that waits for a descheduled partner makes every small
+    operation ten to thirty times slower. (The setting is process-wide while the block runs.)
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

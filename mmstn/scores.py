@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from mmstn.errors import ShapeError, check_finite
-from mmstn.reconstruction import one_thread
+from mmstn.runtime import one_thread
 
 __all__ = [
     "CorrespondenceScore",

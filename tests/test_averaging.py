@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import sys
-import types
 
 import matplotlib
 import numpy as np
@@ -39,6 +37,7 @@ from mmstn.averaging import (
 from mmstn.data.synthetic import SceneDistribution, generate_sample
 from mmstn.models import builtin_model
 from mmstn.stn import STN3DMM, STNConfig
+from mmstn.theta import THETA_LOGS, ThetaConvention
 from mmstn.uv import builtin_grid_model
 
 G = 64  # small grids keep the suite fast; the code does not depend on G
@@ -218,35 +217,52 @@ def test_exclude_black_masks_padding(render_model, stn):
 
 
 # ---------------------------------------------------------------------------------------------- estimators
+class _Fixed(torch.nn.Module):
+    """A "localiser" that predicts θ = (0, 1, …, 15) in the authors' scale base (s = 0.99^logs)."""
+
+    convention = ThetaConvention.of(STNConfig.faithful())
+
+    def __init__(self):
+        super().__init__()
+        self.theta = torch.nn.Parameter(torch.arange(16, dtype=torch.float32))
+
+    def forward(self, x):
+        return self.theta.expand(x.shape[0], -1)
+
+
 def test_estimators_default_and_localiser(stn, monkeypatch):
-    # as if mmstn.train did not exist (both entries: an earlier test may have imported the submodule)
-    monkeypatch.setitem(sys.modules, "mmstn.train", None)
-    monkeypatch.setitem(sys.modules, "mmstn.train.checkpoint", None)
+    import mmstn.averaging.estimators as estimators
+    from mmstn.train.checkpoint import CheckpointError
+    from mmstn.train.config import TrainConfig
+
+    # the shipped checkpoint is found, matches the STN's face and is used
     est, how = default_estimator(stn, n_iter=5)
-    assert "fitting" in how and "mmstn.train" in how
-    with pytest.raises(RuntimeError):
+    assert "the shipped localiser" in how, how
+    assert est(torch.zeros(1, 3, 224, 224), None, None).shape == (1, 16)
+
+    # package data missing or damaged (load_pretrained raises): fall back to fitting, and say why
+    def missing(*args, **kwargs):
+        raise CheckpointError("mmstn/checkpoints/photo_small.pt", "no such shipped file")
+
+    monkeypatch.setattr(estimators, "load_pretrained", missing)
+    est, how = default_estimator(stn, n_iter=5)
+    assert "fitting" in how and "no such shipped file" in how
+    with pytest.raises(RuntimeError, match="no such shipped file"):
         default_estimator(stn, prefer="localiser")
 
-    class Fixed(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.theta = torch.nn.Parameter(torch.arange(16, dtype=torch.float32))
+    # a localiser of another face is refused
+    monkeypatch.setattr(estimators, "load_pretrained", lambda *a, **k: (_Fixed(), stn, TrainConfig(model="builtin")))
+    est, how = default_estimator(stn, n_iter=5)
+    assert "fitting" in how and "refused" in how
 
-        def forward(self, x):
-            return self.theta.expand(x.shape[0], -1)
-
-    package = types.ModuleType("mmstn.train")
-    checkpoint = types.ModuleType("mmstn.train.checkpoint")
-    checkpoint.load_pretrained = lambda: (Fixed(), STNConfig.faithful())
-    package.checkpoint = checkpoint
-    monkeypatch.setitem(sys.modules, "mmstn.train", package)
-    monkeypatch.setitem(sys.modules, "mmstn.train.checkpoint", checkpoint)
+    # a localiser trained in the 0.99 scale base drives an exp STN: its logs column is converted
+    monkeypatch.setattr(estimators, "load_pretrained", lambda *a, **k: (_Fixed(), stn, TrainConfig(model="ict")))
     est, how = default_estimator(stn)
     assert "localiser" in how
     theta = est(torch.zeros(2, 3, 32, 32), None, None)
     assert theta.shape == (2, 16)
-    assert theta[0, 5] == pytest.approx(5 * math.log(0.99))  # 0.99^logs → exp(logs′)
-    assert torch.equal(localiser_estimator(Fixed())(torch.zeros(1, 3, 8, 8)), torch.arange(16.0)[None])
+    assert theta[0, THETA_LOGS].item() == pytest.approx(5 * math.log(0.99))  # 0.99^logs → exp(logs′)
+    assert torch.equal(localiser_estimator(_Fixed())(torch.zeros(1, 3, 8, 8)), torch.arange(16.0)[None])
     with pytest.raises(ValueError, match="landmarks"):
         fitting_estimator(stn)(torch.zeros(1, 3, 8, 8), None, None)
     fixed = frontal_estimator(stn)(torch.zeros(3, 3, 224, 224))

@@ -16,7 +16,6 @@ from mmstn.data.synthetic import (
     SyntheticFaces,
     ThetaDistribution,
     draw_parameters,
-    euler_to_axis_angle,
     generate_dataset,
     generate_sample,
     reference_scale,
@@ -26,6 +25,7 @@ from mmstn.data.synthetic import (
 from mmstn.layers.visibility import occlusion_visibility
 from mmstn.models.builtin import builtin_model
 from mmstn.render import pose_vertices, render_face
+from mmstn.transforms import euler_to_axis_angle_np
 
 CLEAN = SceneDistribution(pixel_noise=0.0, light_gain_jitter=0.0, occluder_probability=0.0)
 FRONTAL = ThetaDistribution(yaw_deg=0.0, pitch_deg=0.0, roll_deg=0.0, translation_jitter_px=0.0, scale_jitter=0.0)
@@ -80,7 +80,7 @@ def test_theta_distribution(model):
         box_centre = (lm.min(0) + lm.max(0)) / 2
         assert np.all(np.abs(box_centre - centre) <= 8.0 + 1e-3)
     # the order of the rotations: R = Rz(roll) Ry(yaw) Rx(pitch); positive yaw turns the nose to the image right
-    r = euler_to_axis_angle(math.radians(30), 0.0, 0.0)
+    r = euler_to_axis_angle_np(math.radians(30), 0.0, 0.0)
     nose = Rotation.from_rotvec(r).apply([0.0, 0.0, 1.0])
     assert nose[0] > 0.4
 
@@ -156,14 +156,14 @@ def test_brows_and_eyes_are_darker_than_forehead_and_nose(model):
 
 
 def test_backgrounds_never_leak_into_the_face_mask(model):
-    from mmstn.data.synthetic import _renderer
+    from mmstn.render import renderer_for
 
     for weights in ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)):  # noise, gradient, other faces
         scene = SceneDistribution(background_weights=weights, pixel_noise=0.0, occluder_probability=0.0)
         p = draw_parameters(model, 1, 10, scene=scene)
         r = render_parameters(model, p, scene=scene)
         # the same face over black: the mask is exactly its silhouette, and inside it nothing else shows
-        black = _renderer(model).render(p.theta.astype(np.float64), r.albedo, p.lighting, 224, None, p.light_gain)
+        black = renderer_for(model).render(p.theta.astype(np.float64), r.albedo, p.lighting, 224, None, p.light_gain)
         assert np.array_equal(black.fragments.mask, r.mask)
         np.testing.assert_array_equal(r.image[r.mask], black.image[r.mask])
         np.testing.assert_array_equal(r.image[~r.mask], r.background[~r.mask])

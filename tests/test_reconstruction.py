@@ -10,19 +10,18 @@ import pytest
 import torch
 
 from mmstn.errors import ShapeError
-from mmstn.reconstruction import (
+from mmstn.reconstruction import fit_texture, render_reconstruction, sampling_operator
+from mmstn.render import (
     SH_CONSTANTS,
     SH_IRRADIANCE_FACTORS,
-    fit_texture,
+    Lighting,
     lambert_sh,
+    render_face,
     render_grid_colours,
-    render_reconstruction,
     render_sh,
-    sampling_operator,
     sh_basis,
     sh_shading,
 )
-from mmstn.render import Lighting, render_face
 from mmstn.scores import photometric_error
 from mmstn.stn import STN3DMM, STNConfig
 from mmstn.uv import builtin_grid_model

@@ -112,7 +112,7 @@ def test_chapter3_figures_have_the_expected_panels(grid_model, scene):
         (lf.fig_scale_bases(out.rotated[0, :, :2], G), 3),
         (lf.fig_translation(face.image, out.rotated[0, :, :2] * 0.8, G), 1),
         (lf.fig_label_frames(size=4), 1),
-        (lf.fig_grid_layout(face.image, out.points[0], grid, step=4), 5),
+        (lf.fig_sampling_grid(face.image, out.points[0], grid, step=4), 5),
         (lf.fig_generator_configs(face.image, out.points[0], reads), 3),
     ]
     for fig, n in cases:

@@ -7,17 +7,21 @@ Fitting to landmarks, a trained localiser, the shipped localiser when there is o
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Literal
+from types import SimpleNamespace
+from typing import Literal
 
 import torch
 from torch import nn
 
 from mmstn.averaging._types import Estimator
-from mmstn.layers.scale import scale_rate
+from mmstn.data.synthetic import reference_scale
+from mmstn.fitting import fit
+from mmstn.localiser import Localiser
 from mmstn.stn import STN3DMM
-from mmstn.theta import Theta, ThetaConvention
+from mmstn.theta import Theta
+from mmstn.train.checkpoint import DEFAULT_LOCALISER, CheckpointError, load_pretrained
+from mmstn.train.model import data_model
 
 
 def _need_landmarks(landmarks: torch.Tensor | None, name: str) -> torch.Tensor:
@@ -43,8 +47,6 @@ def fitting_estimator(stn: STN3DMM, n_iter: int = 60, method: Literal["lbfgs", "
     Returns:
         ``estimate(images (B, 3, H, W), landmarks (B, 21, 2), vis (B, 21) | None) → θ (B, 6 + D)``.
     """
-    from mmstn.fitting import fit
-
     def estimate(images: torch.Tensor, landmarks: torch.Tensor | None, vis: torch.Tensor | None) -> torch.Tensor:
         lm = _need_landmarks(landmarks, "fitting_estimator")
         out = []
@@ -101,10 +103,6 @@ def frontal_estimator(stn: STN3DMM, image_size: int = 224, scale: float | None =
         image_size: the crops' side (the face is centred at ((S + 1)/2, (S + 1)/2) in the label frame).
         scale: s in px/mm (default :func:`mmstn.data.synthetic.reference_scale` of the STN's model).
     """
-    from types import SimpleNamespace
-
-    from mmstn.data.synthetic import reference_scale
-
     mean = stn.generator.morphable.mean.detach().cpu().double()
     idx = stn.generator.landmark_indices
     s = reference_scale(SimpleNamespace(mean=mean, landmarks={"aflw21": idx}), image_size=image_size) \
@@ -122,49 +120,6 @@ def frontal_estimator(stn: STN3DMM, image_size: int = 224, scale: float | None =
 
     estimate.description = "one fixed frontal θ for every image (no alignment)"  # type: ignore[attr-defined]
     return estimate
-
-
-def _find_module(obj: Any) -> nn.Module | None:
-    if isinstance(obj, nn.Module):
-        return obj
-    for name in ("localiser", "model", "network", "net"):
-        m = getattr(obj, name, None)
-        if isinstance(m, nn.Module):
-            return m
-    if isinstance(obj, Mapping):
-        for v in obj.values():
-            if isinstance(v, nn.Module):
-                return v
-    if isinstance(obj, (tuple, list)):
-        for v in obj:
-            if isinstance(v, nn.Module):
-                return v
-    return None
-
-
-def _find_scale_rate(obj: Any) -> float | None:
-    """κ of the θ a loaded localiser predicts: its own :class:`~mmstn.theta.ThetaConvention` when it carries
-    one, else the scale base of the STN ``load_pretrained`` returned with it."""
-    net = _find_module(obj)
-    conv = getattr(net, "convention", None)
-    if isinstance(conv, ThetaConvention):
-        return float(conv.scale_rate)
-    for v in (obj, *(obj if isinstance(obj, (tuple, list)) else ())):
-        for cfg in (v, getattr(v, "config", None), getattr(v, "stn_config", None)):
-            if cfg is not None and hasattr(cfg, "scale_base") and not isinstance(cfg, type):
-                try:
-                    return float(scale_rate(cfg.scale_base))
-                except (TypeError, ValueError):
-                    continue
-    return None
-
-
-def _find_train_config(obj: Any) -> Any | None:
-    """The training configuration ``load_pretrained`` returned with the network (one with a ``model`` name)."""
-    for v in (obj, *(obj if isinstance(obj, (tuple, list)) else ())):
-        if isinstance(getattr(v, "model", None), str) and hasattr(v, "grid_size"):
-            return v
-    return None
 
 
 def localiser_model_mismatch(model_name: str, stn: STN3DMM, *, tolerance: float = 0.03) -> str | None:
@@ -185,8 +140,6 @@ def localiser_model_mismatch(model_name: str, stn: STN3DMM, *, tolerance: float 
     Returns:
         None when they agree, else a sentence saying what differs.
     """
-    from mmstn.train.model import data_model
-
     try:
         model = data_model(model_name)
     except (KeyError, ValueError) as exc:
@@ -206,41 +159,33 @@ def localiser_model_mismatch(model_name: str, stn: STN3DMM, *, tolerance: float 
     return None
 
 
-def load_shipped_localiser(*, for_stn: STN3DMM | None = None, **kwargs: Any
-                           ) -> tuple[nn.Module | None, float | None, str]:
-    """The localiser checkpoint shipped with mmstn, if this installation has one.
-
-    Imports ``mmstn.train.checkpoint.load_pretrained`` lazily and calls it with ``kwargs`` (default: the
-    shipped default localiser).
+def load_shipped_localiser(name: str = DEFAULT_LOCALISER, *, for_stn: STN3DMM | None = None,
+                           device: str | torch.device = "cpu") -> tuple[Localiser | None, float | None, str]:
+    """The localiser checkpoint shipped with mmstn (:func:`mmstn.train.checkpoint.load_pretrained`), or None
+    with the reason when it cannot be used.
 
     Args:
-        for_stn: the STN the θ will drive. When given and the checkpoint names the morphable model it was
-            trained for (``TrainConfig.model``), a localiser of another model is refused (None is returned,
-            with the reason: :func:`localiser_model_mismatch`) instead of silently mis-fitting.
-        kwargs: passed to ``load_pretrained`` (``name``, ``device``).
+        name: the shipped checkpoint (default :data:`~mmstn.train.checkpoint.DEFAULT_LOCALISER`).
+        for_stn: the STN the θ will drive. A localiser trained for another morphable model
+            (``TrainConfig.model``) is refused (None is returned, with :func:`localiser_model_mismatch`'s
+            reason) instead of silently mis-placing every cell.
+        device: where to put the network.
 
     Returns:
-        (network or None, κ of the scale base it was trained with when the checkpoint says so (s = exp(κ·logs)),
-        a sentence saying what was found).
+        (localiser or None, κ of the scale base its θ is in (s = exp(κ·logs)) or None, a sentence saying what
+        was found).
     """
     try:
-        from mmstn.train.checkpoint import load_pretrained  # type: ignore[import-not-found]
-    except ImportError as exc:
-        return None, None, f"no shipped localiser (mmstn.train is not available: {exc})"
-    try:
-        obj = load_pretrained(**kwargs)
-    except Exception as exc:  # a missing or broken checkpoint must not stop the fallback
-        return None, None, f"no shipped localiser (load_pretrained failed: {type(exc).__name__}: {exc})"
-    net = _find_module(obj)
-    if net is None:
-        return None, None, f"no shipped localiser (load_pretrained returned a {type(obj).__name__})"
-    config = _find_train_config(obj)
-    label = f"the shipped localiser {getattr(config, 'name', '') or type(net).__name__!s}".rstrip()
-    if for_stn is not None and config is not None:
+        localiser, stn, config = load_pretrained(name, device=device)
+    except CheckpointError as exc:  # package data missing or damaged: the caller falls back to fitting
+        return None, None, f"no shipped localiser ({exc})"
+    label = f"the shipped localiser {config.name or name}"
+    if for_stn is not None:
         why = localiser_model_mismatch(config.model, for_stn)
         if why is not None:
             return None, None, f"{label} refused: {why}"
-    return net, _find_scale_rate(obj), label
+    convention = localiser.convention if localiser.convention is not None else stn.config.theta_convention
+    return localiser, float(convention.scale_rate), label
 
 
 def default_estimator(stn: STN3DMM, n_iter: int = 60, prefer: Literal["auto", "localiser", "fitting"] = "auto"

@@ -18,18 +18,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from mmstn.data.backgrounds import linear_gradient
 from mmstn.data.synthetic import (
-    FastFaceRenderer,
     SceneDistribution,
     draw_lighting,
-    euler_to_axis_angle,
     reference_scale,
     subject_parameters,
 )
 from mmstn.errors import ShapeError
 from mmstn.models.morphable import MorphableModel
-from mmstn.reconstruction import one_thread
-from mmstn.render import Lighting
+from mmstn.render import Lighting, MeshRenderer, shade_vertices
+from mmstn.runtime import one_thread
+from mmstn.transforms import euler_to_axis_angle_np
 
 __all__ = ["DetailSettings", "SubjectImages", "fine_detail", "sample_subjects"]
 
@@ -194,15 +194,6 @@ class SubjectImages:
         return x.reshape(-1, *x.shape[2:])
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A soft random two-colour gradient (size, size, 3) in [0, 1]."""
-    c0, c1 = rng.uniform(0.15, 0.85, (2, 3))
-    phi = rng.uniform(0.0, 2 * np.pi)
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64) / size - 0.5
-    t = np.clip(xs * np.cos(phi) + ys * np.sin(phi) + 0.5, 0.0, 1.0)[..., None]
-    return c0 + t * (c1 - c0)
-
-
 @one_thread()
 def sample_subjects(
     n_subjects: int = 6,
@@ -260,7 +251,7 @@ def sample_subjects(
         raise ValueError("both models need a mean albedo (colour)")
     f = (Gr - 1) // (G - 1)
     sub = (np.arange(G)[:, None] * f * Gr + np.arange(G)[None, :] * f).reshape(-1)  # STN vertex → render vertex
-    renderer = FastFaceRenderer(rm)
+    renderer = MeshRenderer(rm)
     uv_r = grid_uv(Gr)
     lm = gm.landmarks["aflw21"].numpy()
     lm_r = sub[lm]
@@ -291,7 +282,7 @@ def sample_subjects(
             yaw, pitch, roll = np.deg2rad(rng.uniform(-1, 1, 3) * [yaw_deg, pitch_deg, roll_deg])
             alpha_exp = np.clip(rng.standard_normal(rm.n_expression) * expression_scale, -3, 3)
             alpha = np.concatenate([alpha_id, alpha_exp])
-            r = euler_to_axis_angle(yaw, pitch, roll)
+            r = euler_to_axis_angle_np(yaw, pitch, roll)
             s = s0 * rng.uniform(0.95, 1.05)
             rot = renderer.pose(np.concatenate([r, [0.0, 0.0, 0.0], alpha]))[1]
             box = (rot[lm_r, :2].min(0) + rot[lm_r, :2].max(0)) / 2
@@ -299,7 +290,7 @@ def sample_subjects(
             theta = np.concatenate([r, t, [math.log(s)], alpha]).astype(np.float32)
             light, gain = draw_lighting(rng, scene)
             row.append((light, gain))
-            bg = _background(rng, H)
+            bg = linear_gradient(rng, H, 0.15, 0.85)  # soft: no black or white backgrounds
             out = renderer.render(theta.astype(np.float64), alb, light, H, bg, gain)
             img = out.image
             if pixel_noise > 0:
@@ -309,15 +300,9 @@ def sample_subjects(
             lms[si, j] = out.points[lm_r]
             vis[si, j] = renderer.visibility(out, lm_r, H)
             masks[si, j] = out.fragments.mask
-            # the per-vertex colours the renderer interpolated (FastFaceRenderer.render's shading)
-            nrm = renderer.normal_z(out.rotated)
-            nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
-            d = np.asarray(light.direction) / np.linalg.norm(light.direction)
-            shade = light.ambient + light.diffuse * np.clip(nrm @ d, 0.0, 1.0)
-            rgb = np.clip(alb * shade[:, None] * np.asarray(gain), 0.0, 1.0)
-            truth[si, j] = rgb[sub].T.reshape(3, G, G)
-            rgb_pca = np.clip(pca * shade[:, None] * np.asarray(gain), 0.0, 1.0)
-            truth_pca[si, j] = rgb_pca[sub].T.reshape(3, G, G)
+            # the per-vertex colours the renderer interpolated, and those of the PCA albedo under the same light
+            truth[si, j] = out.colours[sub].T.reshape(3, G, G)
+            truth_pca[si, j] = shade_vertices(out.normals, pca, light, gain)[sub].T.reshape(3, G, G)
         lights.append(row)
     return SubjectImages(
         images=torch.from_numpy(images),

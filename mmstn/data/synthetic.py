@@ -37,10 +37,8 @@ camera (area-weighted vertex normal n_z > 0), is not hidden by another part of t
 the same test as :func:`mmstn.layers.visibility.occlusion_visibility` with back-face culling) and is not
 covered by an occluder; the face mask (H, W) (face pixels not covered by an occluder); θ; the subject id.
 
-The renderer (:class:`FastFaceRenderer`) reuses :func:`mmstn.render.rasterize` and
-:func:`mmstn.render.render_colours` (so its pixels equal :func:`mmstn.render.render_face`'s for the same
-albedo and light) but poses in NumPy and computes visibility only for the landmark vertices: 14 ms of CPU
-per face of the built-in model instead of 30 ms. A whole sample (background, face, occluders, landmark
+Faces are rendered by :class:`mmstn.render.MeshRenderer` (the renderer of :func:`mmstn.render.render_face`),
+with the exact visibility of the landmark vertices only. A whole sample (background, face, occluders, landmark
 visibility) takes about 24 ms; two worker processes make about 85 images/s (``benchmarks/bench_data.py``).
 
 On disk (:func:`generate_dataset`, :class:`SyntheticFaces`)::
@@ -55,32 +53,26 @@ On disk (:func:`generate_dataset`, :class:`SyntheticFaces`)::
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import os
-import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from mmstn import transforms
+from mmstn.data.backgrounds import linear_gradient, smooth_noise
 from mmstn.data.errors import DatasetFolderError
-from mmstn.layers.visibility import ray_blocked
 from mmstn.models.ict import ict_face_model
-from mmstn.render import Fragments, Lighting, rasterize, render_colours
-from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T
+from mmstn.render import Lighting, MeshRender, MeshRenderer, renderer_for
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
-    "FastFaceRenderer",
-    "FastRender",
     "Occluder",
     "SampleParameters",
     "SceneDistribution",
@@ -88,7 +80,6 @@ __all__ = [
     "SyntheticRender",
     "ThetaDistribution",
     "draw_parameters",
-    "euler_to_axis_angle",
     "generate_dataset",
     "generate_sample",
     "model_fingerprint",
@@ -201,26 +192,6 @@ def _from_json_dict(cls: type, data: dict) -> Any:
 
 
 # ------------------------------------------------------------------------------------------ geometry
-def euler_to_axis_angle(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """Axis-angle r (3,) radians of R = R_z(roll) · R_y(yaw) · R_x(pitch); angles in radians.
-
-    mmstn's one Euler convention, :func:`mmstn.transforms.euler_to_axis_angle`."""
-    return transforms.matrix_to_axis_angle_np(transforms.euler_to_matrix_np(yaw, pitch, roll))
-
-
-def _rotate(points: np.ndarray, rotation: np.ndarray) -> np.ndarray:
-    """R·x for every row x of ``points`` (N, 3). einsum, not BLAS: multithreaded BLAS on tiny products is
-    slower than a loop and thrashes when several generator processes share the cores."""
-    return np.einsum("nj,ij->ni", points, rotation)
-
-
-def _rodrigues(r: np.ndarray) -> np.ndarray:
-    """R (3, 3) from axis-angle r (3,), float64, through :func:`mmstn.layers.rotation.rodrigues`."""
-    from mmstn.layers.rotation import rodrigues
-
-    return rodrigues(torch.as_tensor(np.asarray(r, dtype=np.float64)[None]), "autograd")[0].numpy()
-
-
 def reference_width_mm(model) -> float:
     """Ear-to-ear width of the model's mean face in mm (x-extent of its AFLW-21 landmarks, else of all vertices)."""
     mean = model.mean.detach().cpu().double().numpy()
@@ -236,191 +207,6 @@ def reference_scale(model, dist: ThetaDistribution = ThetaDistribution(), image_
     """s₀ in px/mm: ``dist.scale`` or ``face_width_px / reference_width_mm(model)``, times image_size / 224."""
     s0 = dist.scale if dist.scale is not None else dist.face_width_px / reference_width_mm(model)
     return float(s0) * image_size / _REFERENCE_SIZE
-
-
-# ------------------------------------------------------------------------------------------ renderer
-@dataclass
-class FastRender:
-    """One face rendered by :class:`FastFaceRenderer`.
-
-    Attributes:
-        image: float64 (H, W, 3) in [0, 1]: the face over the given background.
-        fragments: the rasterisation (:class:`mmstn.render.Fragments`); ``fragments.mask`` is the face.
-        points: float64 (N, 2), every vertex in the label frame.
-        rotated: float64 (N, 3), the rotated shape R·X(α) in mm.
-        scale: s in px/mm.
-        normal_z: float64 (N,), z of the area-weighted vertex normals of the rotated shape.
-    """
-
-    image: np.ndarray
-    fragments: Fragments
-    points: np.ndarray
-    rotated: np.ndarray
-    scale: float
-    normal_z: np.ndarray
-
-
-class FastFaceRenderer:
-    """A lighter :func:`mmstn.render.render_face` for data generation: NumPy posing, visibility on demand.
-
-    Pixels are identical to ``render_face`` for the same θ, albedo and :class:`~mmstn.render.Lighting`
-    (same rasteriser, same area-weighted normals and shading); :meth:`visibility` gives the exact
-    visibility of chosen vertices only.
-
-    Args:
-        model: a :class:`~mmstn.models.MorphableModel`.
-    """
-
-    def __init__(self, model) -> None:
-        self.model = model
-        self.mean = model.mean.detach().cpu().double().numpy()
-        self.basis = model.basis.detach().cpu().double().numpy().reshape(model.n_components, -1)
-        self.triangles = model.triangles.cpu().numpy().astype(np.int64)
-        self.n_vertices = self.mean.shape[0]
-        f = self.triangles
-        rows = f.reshape(-1)
-        cols = np.repeat(np.arange(len(f)), 3)
-        # vertex ← incident faces; summing unnormalised face normals gives the area-weighted vertex normals
-        self._incidence = sp.csr_matrix(
-            (np.ones(rows.size), (rows, cols)), shape=(self.n_vertices, len(f)), dtype=np.float64
-        )
-        self.colour = (
-            np.full((self.n_vertices, 3), 0.75)
-            if model.colour is None
-            else model.colour.detach().cpu().double().numpy()
-        )
-        self.texture = (
-            None
-            if model.texture_basis is None
-            else model.texture_basis.detach().cpu().double().numpy().reshape(model.texture_basis.shape[0], -1)
-        )
-
-    # -- geometry
-    def shape(self, alpha: np.ndarray) -> np.ndarray:
-        """X(α) (N, 3) mm for α (D′,), D′ ≤ D."""
-        a = np.asarray(alpha, dtype=np.float64)
-        return self.mean + np.einsum("k,kn->n", a, self.basis[: len(a)]).reshape(-1, 3)
-
-    def albedo(self, beta: np.ndarray | None) -> np.ndarray:
-        """clip(colour + Σ β_k T_k, 0, 1), (N, 3)."""
-        if beta is None or self.texture is None or len(beta) == 0:
-            return self.colour.copy()
-        b = np.asarray(beta, dtype=np.float64)
-        return np.clip(self.colour + np.einsum("k,kn->n", b, self.texture[: len(b)]).reshape(-1, 3), 0.0, 1.0)
-
-    def normal_z(self, rotated: np.ndarray) -> np.ndarray:
-        """Unnormalised area-weighted vertex normals (N, 3) of a rotated shape."""
-        f = self.triangles
-        p0, p1, p2 = rotated[f[:, 0]], rotated[f[:, 1]], rotated[f[:, 2]]
-        return self._incidence @ np.cross(p1 - p0, p2 - p0)
-
-    def pose(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """θ (6 + D′,) → (label-frame points (N, 2), rotated shape (N, 3) mm, s), with s = exp(logs)."""
-        th = np.asarray(theta, dtype=np.float64)
-        rotated = _rotate(self.shape(th[THETA_ALPHA]), _rodrigues(th[THETA_R]))
-        s = float(np.exp(th[THETA_LOGS.start]))
-        return rotated[:, :2] * s + th[THETA_T], rotated, s
-
-    # -- rendering
-    def render(
-        self,
-        theta: np.ndarray,
-        albedo: np.ndarray | None = None,
-        lighting: Lighting | None = None,
-        image_size: int = 224,
-        background: np.ndarray | None = None,
-        light_gain: Sequence[float] = (1.0, 1.0, 1.0),
-    ) -> FastRender:
-        """Render θ (exp scale) over ``background`` (H, W, 3) (black when None).
-
-        Args:
-            theta: (6 + D′,) θ.
-            albedo: (N, 3) in [0, 1]; the model's colour by default.
-            lighting: ambient, diffuse and the direction towards the light (camera frame); default ``Lighting()``.
-            image_size: H = W.
-            background: float (H, W, 3) in [0, 1] or None.
-            light_gain: per-channel multiplier of the shading (1 = white light, as ``render_face``).
-        """
-        points, rotated, s = self.pose(theta)
-        h = w = int(image_size)
-        p3 = np.empty((self.n_vertices, 3))
-        p3[:, 0] = points[:, 0] - 1.0
-        p3[:, 1] = h - points[:, 1]
-        p3[:, 2] = rotated[:, 2] * s
-        frag = rasterize(p3, self.triangles, h, w)
-        normals = self.normal_z(rotated)
-        nz = normals[:, 2].copy()
-        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-        lighting = Lighting() if lighting is None else lighting
-        light = np.asarray(lighting.direction, dtype=np.float64)
-        light = light / np.linalg.norm(light)
-        shade = lighting.ambient + lighting.diffuse * np.clip(np.einsum("nj,j->n", normals, light), 0.0, 1.0)
-        alb = self.colour if albedo is None else np.asarray(albedo, dtype=np.float64)
-        rgb = np.clip(alb * shade[:, None] * np.asarray(light_gain, dtype=np.float64), 0.0, 1.0)
-        img = render_colours(frag, self.triangles, rgb)
-        if background is not None:
-            img = np.where(frag.mask[..., None], img, background)
-        return FastRender(image=img, fragments=frag, points=points, rotated=rotated, scale=s, normal_z=nz)
-
-    def visibility(
-        self, render: FastRender, vertices: np.ndarray, image_size: int, rel_tol: float = 1e-7
-    ) -> np.ndarray:
-        """Exact visibility (Q,) bool of the chosen vertices of a rendering.
-
-        True when the vertex projects inside the image (0-based pixel coordinates in [0, size − 1]), its
-        area-weighted normal faces the camera (n_z > 0) and the ray from it towards the camera (+z) crosses
-        no triangle that does not contain it — :func:`mmstn.layers.visibility.occlusion_visibility`
-        (``backface_culling=True``) restricted to these vertices, with the same tolerances.
-        """
-        q = np.asarray(vertices, dtype=np.int64)
-        v = render.rotated
-        x0 = render.points[q, 0] - 1.0
-        y0 = image_size - render.points[q, 1]
-        inside = (x0 >= 0) & (x0 <= image_size - 1) & (y0 >= 0) & (y0 <= image_size - 1)
-        return inside & (render.normal_z[q] > 0) & _unoccluded_subset(v, self.triangles, q, rel_tol)
-
-
-def _unoccluded_subset(v: np.ndarray, f: np.ndarray, query: np.ndarray, rel_tol: float) -> np.ndarray:
-    """True where the ray from vertex ``query[i]`` towards +z hits no triangle not containing it.
-
-    The decisions (edge-inclusive barycentric test, depth tolerance ``rel_tol`` × the mesh's largest extent,
-    degenerate triangles never occlude) are those of ``mmstn.layers.visibility._unoccluded_np``; the
-    candidate pairs come from sorting the query points by x instead of a binning grid.
-    """
-    if len(query) == 0:
-        return np.zeros(0, dtype=bool)
-    uq, inverse = np.unique(query, return_inverse=True)
-    p = v[:, :2]
-    scale = float(np.ptp(v, axis=0).max()) or 1.0
-    tri = p[f]
-    pad = 1e-9 * scale
-    lo, hi = tri.min(axis=1) - pad, tri.max(axis=1) + pad
-    qp = p[uq]
-    order = np.argsort(qp[:, 0], kind="stable")
-    sx = qp[order, 0]
-    a = np.searchsorted(sx, lo[:, 0], "left")
-    b = np.searchsorted(sx, hi[:, 0], "right")
-    cnt = b - a
-    t_id = np.repeat(np.arange(len(f)), cnt)
-    local = np.arange(t_id.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    q_id = order[np.repeat(a, cnt) + local]
-    qy = qp[q_id, 1]
-    keep = (qy >= lo[t_id, 1]) & (qy <= hi[t_id, 1]) & (f[t_id] != uq[q_id][:, None]).all(axis=1)
-    t_id, q_id = t_id[keep], q_id[keep]
-    hit = ray_blocked(v, f, t_id, uq[q_id], rel_tol)
-    occluded = np.zeros(len(uq), dtype=bool)
-    occluded[q_id[hit]] = True
-    return ~occluded[inverse]
-
-
-_RENDERERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _renderer(model) -> FastFaceRenderer:
-    r = _RENDERERS.get(model)
-    if r is None:
-        r = _RENDERERS[model] = FastFaceRenderer(model)
-    return r
 
 
 # ------------------------------------------------------------------------------------------ parameters
@@ -557,12 +343,12 @@ def draw_parameters(
 
     alpha_id, beta = subject_parameters(model, subject, seed, dist, scene)
     alpha = np.concatenate([alpha_id, alpha_exp])
-    r = euler_to_axis_angle(yaw, pitch, roll)
-    renderer = _renderer(model)
+    r = transforms.euler_to_axis_angle_np(yaw, pitch, roll)
+    renderer = renderer_for(model)
     centre = np.array([(image_size + 1) / 2.0, (image_size + 1) / 2.0])
     lm = _landmark_vertices(model)
     if dist.centring == "posed":
-        rotated_lm = _rotate(renderer.shape(alpha)[lm], _rodrigues(r))
+        rotated_lm = renderer.pose(np.concatenate([r, [0.0, 0.0, 0.0], alpha]))[1][lm]
         offset = _landmark_box_centre(rotated_lm[:, :2])
     else:
         offset = _landmark_box_centre(renderer.mean[lm, :2])
@@ -599,7 +385,7 @@ def _draw_occluders(
     rng: np.random.Generator,
     scene: SceneDistribution,
     theta: np.ndarray,
-    renderer: FastFaceRenderer,
+    renderer: MeshRenderer,
     lm: np.ndarray,
     image_size: int,
 ) -> list[Occluder]:
@@ -627,46 +413,16 @@ def _draw_occluders(
 
 
 # ------------------------------------------------------------------------------------------ backgrounds
-@functools.lru_cache(maxsize=32)
-def _bilinear_taps(cells: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bilinear upsampling cells → size with half-pixel centres: (low index, high index, weight of high)."""
-    pos = np.clip((np.arange(size) + 0.5) * cells / size - 0.5, 0.0, cells - 1.0)
-    lo = np.floor(pos).astype(np.int64)
-    return lo, np.minimum(lo + 1, cells - 1), pos - lo
-
-
-def _smooth_noise(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Multi-scale value noise (size, size, 3) in [0, 1]: random grids of 3..48 cells, bilinearly upsampled."""
-    out = np.zeros((size, size, 3)) + rng.uniform(0.0, 1.0, 3)
-    for cells in (3, 6, 12, 24, 48):
-        amp = rng.uniform(0.0, 0.35)
-        grid = rng.uniform(-0.5, 0.5, (cells, cells, 3))
-        lo, hi, w = _bilinear_taps(cells, size)
-        rows = grid[lo] * (1.0 - w)[:, None, None] + grid[hi] * w[:, None, None]  # (size, cells, 3)
-        out += amp * (rows[:, lo] * (1.0 - w)[None, :, None] + rows[:, hi] * w[None, :, None])
-    return np.clip(out, 0.0, 1.0)
-
-
-def _gradient(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A linear gradient (size, size, 3) between two random colours in a random direction."""
-    c0, c1 = rng.uniform(0.0, 1.0, (2, 3))
-    phi = rng.uniform(0.0, 2 * np.pi)
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
-    u = ((xs - size / 2) * np.cos(phi) + (ys - size / 2) * np.sin(phi)) / size + 0.5
-    u = np.clip(u, 0.0, 1.0)[..., None]
-    return c0 + u * (c1 - c0)
-
-
 def _background(
-    model, renderer: FastFaceRenderer, params: SampleParameters, dist: ThetaDistribution, scene: SceneDistribution
+    model, renderer: MeshRenderer, params: SampleParameters, dist: ThetaDistribution, scene: SceneDistribution
 ) -> np.ndarray:
     rng = np.random.default_rng(params.background_seed)
     size = params.image_size
     if params.background == "noise":
-        return _smooth_noise(rng, size)
+        return smooth_noise(rng, size)
     if params.background == "gradient":
-        return _gradient(rng, size)
-    img = _smooth_noise(rng, size) if rng.uniform() < 0.5 else _gradient(rng, size)
+        return linear_gradient(rng, size)
+    img = smooth_noise(rng, size) if rng.uniform() < 0.5 else linear_gradient(rng, size)
     s0 = reference_scale(model, dist, size)
     n_tex = 0 if renderer.texture is None else renderer.texture.shape[0]
     for _ in range(int(rng.integers(1, max(scene.max_background_faces, 1) + 1))):
@@ -682,7 +438,7 @@ def _background(
             diffuse=float(rng.uniform(0.4, 0.8)),
             direction=(float(np.sin(az) * np.cos(el)), float(np.sin(el)), float(np.cos(az) * np.cos(el))),
         )
-        theta = np.concatenate([euler_to_axis_angle(yaw, pitch, roll), t, [np.log(s)], alpha])
+        theta = np.concatenate([transforms.euler_to_axis_angle_np(yaw, pitch, roll), t, [np.log(s)], alpha])
         img = renderer.render(theta, renderer.albedo(beta), light, size, img).image
     return img
 
@@ -694,7 +450,7 @@ class SyntheticRender:
 
     Attributes:
         image: float64 (H, W, 3) in [0, 1], final (background, face, occluders, noise).
-        face: the face rendering (:class:`FastRender`; its image has the background but no occluders/noise).
+        face: the face rendering (:class:`~mmstn.render.MeshRender`; background, no occluders or noise).
         background: float64 (H, W, 3), the background alone.
         occluder_mask: bool (H, W), pixels covered by occluders.
         mask: bool (H, W), face pixels not covered by an occluder.
@@ -704,7 +460,7 @@ class SyntheticRender:
     """
 
     image: np.ndarray
-    face: FastRender
+    face: MeshRender
     background: np.ndarray
     occluder_mask: np.ndarray
     mask: np.ndarray
@@ -720,7 +476,7 @@ def render_parameters(
     scene: SceneDistribution = SceneDistribution(),
 ) -> SyntheticRender:
     """Render the image and compute the ground truth of drawn parameters."""
-    renderer = _renderer(model)
+    renderer = renderer_for(model)
     size = params.image_size
     background = _background(model, renderer, params, dist, scene)
     albedo = renderer.albedo(params.beta)

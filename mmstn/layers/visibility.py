@@ -76,6 +76,8 @@ __all__ = [
     "last_write_sources",
     "mislabelled_fraction",
     "occlusion_visibility",
+    "ray_blocked",
+    "unoccluded",
     "vertex_normals",
     "visibility_mask",
 ]
@@ -608,9 +610,19 @@ class VisibilityMask(nn.Module):
 
 
 # ------------------------------------------------------------------------------- exact reference
-def _unoccluded_np(v: np.ndarray, f: np.ndarray, rel_tol: float) -> np.ndarray:
-    """For one mesh: True where the ray from the vertex towards +z hits no other triangle."""
+def unoccluded(v: np.ndarray, f: np.ndarray, rel_tol: float = 1e-7, query: np.ndarray | None = None) -> np.ndarray:
+    """For one mesh: True where the ray from a vertex towards +z crosses no triangle that does not contain it.
+
+    Args:
+        v: float64 (N, 3) rotated vertices; f: int (F, 3) faces; rel_tol: see :func:`ray_blocked`.
+        query: optional int (Q,) vertices to test (default all): only they are binned, so a few landmarks
+            of a large mesh cost about one pass over its triangles.
+
+    Returns:
+        bool (N,) or (Q,).
+    """
     n = v.shape[0]
+    qv = np.arange(n) if query is None else np.asarray(query, dtype=np.int64)
     p = v[:, :2]
     scale = float(np.ptp(v, axis=0).max()) or 1.0
     tri = p[f]  # (F, 3, 2)
@@ -621,9 +633,9 @@ def _unoccluded_np(v: np.ndarray, f: np.ndarray, rel_tol: float) -> np.ndarray:
     origin = p.min(0) - h
     ncell = np.floor((p.max(0) - origin) / h).astype(np.int64) + 2
     # vertices → cells, sorted by cell key
-    vc = np.floor((p - origin) / h).astype(np.int64)
+    vc = np.floor((p[qv] - origin) / h).astype(np.int64)
     vkey = vc[:, 0] * ncell[1] + vc[:, 1]
-    order = np.argsort(vkey, kind="stable")
+    order = np.argsort(vkey, kind="stable")  # positions in qv
     skey = vkey[order]
     # triangles → every cell their bounding box overlaps
     c0 = np.floor((lo - origin) / h).astype(np.int64)
@@ -639,13 +651,14 @@ def _unoccluded_np(v: np.ndarray, f: np.ndarray, rel_tol: float) -> np.ndarray:
     stop = np.searchsorted(skey, key, "right")
     m = stop - start
     cand_t = np.repeat(t_id, m)
-    cand_v = order[np.repeat(start, m) + (np.arange(m.sum()) - np.repeat(np.cumsum(m) - m, m))]
+    cand_q = order[np.repeat(start, m) + (np.arange(m.sum()) - np.repeat(np.cumsum(m) - m, m))]
+    cand_v = qv[cand_q]
     # drop the triangles the vertex belongs to
     keep = (f[cand_t] != cand_v[:, None]).all(1)
-    cand_t, cand_v = cand_t[keep], cand_v[keep]
+    cand_t, cand_v, cand_q = cand_t[keep], cand_v[keep], cand_q[keep]
     hit = ray_blocked(v, f, cand_t, cand_v, rel_tol)
-    occluded = np.zeros(n, dtype=bool)
-    occluded[cand_v[hit]] = True
+    occluded = np.zeros(len(qv), dtype=bool)
+    occluded[cand_q[hit]] = True
     return ~occluded
 
 
@@ -716,7 +729,7 @@ def occlusion_visibility(
     f = _check_faces(torch.as_tensor(faces), v.shape[1])
     vn = v.detach().cpu().double().numpy()
     fn = f.cpu().numpy()
-    out = torch.from_numpy(np.stack([_unoccluded_np(vn[i], fn, rel_tol) for i in range(vn.shape[0])]))
+    out = torch.from_numpy(np.stack([unoccluded(vn[i], fn, rel_tol) for i in range(vn.shape[0])]))
     if backface_culling:
         nz = vertex_normals(v.detach().double(), f, "area")[..., 2].cpu()
         out = out & (nz > 0)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from mmstn.data.errors import DataFormatError
-from mmstn.layers.grid import labels_to_pixels
+from mmstn.layers.grid import grid_triangles, labels_to_pixels
 from mmstn.models.morphable import MorphableModel
 
 from .landmarker import MESH_CONTEXT, FaceBox, MediaPipeFaces, crop_square
@@ -455,18 +455,13 @@ def _stem(path: str, index: int, n_faces: int) -> str:
     return stem if n_faces == 1 else f"{stem}_{index}"
 
 
-def _grid_triangles(G: int) -> np.ndarray:
-    r, c = np.meshgrid(np.arange(G - 1), np.arange(G - 1), indexing="ij")
-    a = (r * G + c).ravel()
-    b, cc, d = a + 1, a + G, a + G + 1
-    # counter-clockwise seen from the front (the grid's rows run downwards, x to the right)
-    return np.concatenate([np.stack([a, cc, b], 1), np.stack([b, cc, d], 1)])
-
-
 def write_outputs(
-    face: FlatFace, photo: np.ndarray, out_dir: str | Path, stem: str, grid_triangles: np.ndarray | None = None
+    face: FlatFace, photo: np.ndarray, out_dir: str | Path, stem: str, triangles: np.ndarray | None = None
 ) -> list[Path]:
-    """Write ``<stem>.json``, ``_flat.png``, ``_mask.png``, ``_overlay.png``, ``.obj``/``.mtl`` into ``out_dir``."""
+    """Write ``<stem>.json``, ``_flat.png``, ``_mask.png``, ``_overlay.png``, ``.obj``/``.mtl`` into ``out_dir``.
+
+    ``triangles`` (F, 3) of the exported mesh default to the G×G grid's (:func:`mmstn.layers.grid.grid_triangles`).
+    """
     from PIL import Image, ImageDraw
 
     out = Path(out_dir)
@@ -509,7 +504,7 @@ def write_outputs(
     im.save(out / f"{stem}_overlay.png")
     paths.append(out / f"{stem}_overlay.png")
     # the fitted face as a textured mesh: the G x G grid is its UV map
-    tri = _grid_triangles(G) if grid_triangles is None else grid_triangles
+    tri = grid_triangles(G).numpy() if triangles is None else np.asarray(triangles)
     rc = np.stack(np.divmod(np.arange(G * G), G), 1)
     uv = np.stack([rc[:, 1] / (G - 1), 1.0 - rc[:, 0] / (G - 1)], 1)
     mtl = out / f"{stem}.mtl"
@@ -570,7 +565,7 @@ def flatten(
         from tqdm import tqdm
 
         bar = tqdm(total=len(photos), unit="photo", file=sys.stderr)
-    tri = _grid_triangles(fl.G)
+    tri = grid_triangles(fl.G).numpy()
     for path in photos:
         try:
             image = _read_photo(path)

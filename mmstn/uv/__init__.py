@@ -10,6 +10,7 @@
 * :mod:`mmstn.uv.synthetic` — a small exactly symmetric disk mesh for tests and benchmarks.
 """
 
+from mmstn.layers.grid import grid_triangles  # the grid's one triangulation, re-exported beside grid_uv
 from mmstn.uv.authors_uv import BFM_UV_FACTS, describe_uv_layout, load_authors_uv
 from mmstn.uv.embedding import FoldOverWarning, HoleWarning, UVEmbedding, boundary_loops, symmetric_tutte
 from mmstn.uv.grid_model import GridCoverageWarning, builtin_grid_model, default_grid_model, make_grid_model
@@ -26,7 +27,6 @@ from mmstn.uv.quality import UVQuality, flipped_triangles, square_boundary_count
 from mmstn.uv.resample import (
     GridResampler,
     grid_mirror,
-    grid_triangles,
     grid_uv,
     landmarks_to_grid,
     resample_to_grid,

@@ -25,11 +25,14 @@ from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
+import torch
+
+from mmstn.layers.visibility import corner_angles as _corner_angles
 
 __all__ = [
     "WEIGHTINGS",
     "Weighting",
-    "corner_angles",
+    "corner_angles_np",
     "cotangent_laplacian",
     "cotangent_weights",
     "laplacian_from_weights",
@@ -64,20 +67,13 @@ def _cross_norm_and_dot(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.linalg.norm(np.cross(a, b), axis=1), np.einsum("ij,ij->i", a, b)
 
 
-def corner_angles(V: np.ndarray, F: np.ndarray) -> np.ndarray:
+def corner_angles_np(V: np.ndarray, F: np.ndarray) -> np.ndarray:
     """Interior angles of every triangle, shape (F, 3), radians; column c is the angle at corner ``F[:, c]``.
 
-    Computed as atan2(‖a × b‖, a·b), which is accurate for angles near 0 and π.
+    The numpy view of :func:`mmstn.layers.visibility.corner_angles` (atan2(‖a × b‖, a·b), accurate near 0 and π).
     """
     V, F = _check_mesh(V, F)
-    out = np.empty(F.shape, dtype=np.float64)
-    for c in range(3):
-        p = V[F[:, c]]
-        a = V[F[:, (c + 1) % 3]] - p
-        b = V[F[:, (c + 2) % 3]] - p
-        cr, dt = _cross_norm_and_dot(a, b)
-        out[:, c] = np.arctan2(cr, dt)
-    return out
+    return _corner_angles(torch.from_numpy(V)[None], torch.from_numpy(F.astype(np.int64)))[0].numpy()
 
 
 def _assemble(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n: int) -> sp.csr_matrix:

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mmstn.uv.laplacian import corner_angles
+from mmstn.uv.laplacian import corner_angles_np
 
 __all__ = [
     "UVQuality",
@@ -54,7 +54,7 @@ def flipped_triangles(uv: np.ndarray, F: np.ndarray, *, rel_eps: float = 1e-12) 
 def angle_distortion(V: np.ndarray, F: np.ndarray, uv: np.ndarray) -> np.ndarray:
     """Per-corner |angle in UV − angle in 3-D|, shape (F, 3), **degrees** (0 for a conformal map)."""
     uv3 = np.concatenate([np.asarray(uv, dtype=np.float64), np.zeros((len(uv), 1))], axis=1)
-    return np.degrees(np.abs(corner_angles(uv3, F) - corner_angles(V, F)))
+    return np.degrees(np.abs(corner_angles_np(uv3, F) - corner_angles_np(V, F)))
 
 
 def area_distortion(V: np.ndarray, F: np.ndarray, uv: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 import torch
 from scipy.spatial import cKDTree
 
-from mmstn.layers.grid import grid_triangles as _grid_triangles_torch
+from mmstn.layers.grid import grid_triangles
 from mmstn.models.landmarks import flip_permutation
 from mmstn.models.morphable import MorphableModel
 from mmstn.uv.quality import flipped_triangles
@@ -37,7 +37,6 @@ from mmstn.uv.quality import flipped_triangles
 __all__ = [
     "GridResampler",
     "grid_mirror",
-    "grid_triangles",
     "grid_uv",
     "landmarks_to_grid",
     "resample_to_grid",
@@ -52,15 +51,6 @@ def grid_uv(G: int) -> np.ndarray:
     u = np.tile(t, G)
     v = np.repeat(1.0 - t, G)
     return np.stack([u, v], axis=1)
-
-
-def grid_triangles(G: int) -> np.ndarray:
-    """Triangles of the G×G grid, shape (2(G−1)², 3), int64, counter-clockwise seen from the front.
-
-    The numpy view of :func:`mmstn.layers.grid.grid_triangles`, the one definition of the grid's
-    triangulation: cell (a, b) gives [(a,b), (a+1,b), (a,b+1)] and [(a+1,b+1), (a,b+1), (a+1,b)].
-    """
-    return _grid_triangles_torch(G).numpy()
 
 
 def grid_mirror(G: int) -> np.ndarray:
@@ -228,7 +218,7 @@ class GridResampler:
             name=f"{model.name} on a {G}x{G} grid",
             mean=interp(model.mean, 0),
             basis=interp(model.basis, 1),
-            triangles=torch.as_tensor(grid_triangles(G), device=dev),
+            triangles=grid_triangles(G, dev),
             landmarks=landmarks,
             uv=torch.as_tensor(grid_uv(G), dtype=dt, device=dev),
             colour=interp(model.colour, 0),

@@ -39,13 +39,13 @@ __all__ = [
     "fig_align_corners",
     "fig_alpha_effect",
     "fig_generator_configs",
-    "fig_grid_layout",
     "fig_label_frames",
     "fig_mislabelled_sweep",
     "fig_projection",
     "fig_rotate_about_origin",
     "fig_rotation_effect",
     "fig_sampling",
+    "fig_sampling_grid",
     "fig_scale_bases",
     "fig_stn_strip",
     "fig_translation",
@@ -470,8 +470,8 @@ def fig_label_frames(size: int = 4, fig_size: float = 4.2) -> Figure:
     return fig
 
 
-def fig_grid_layout(image: torch.Tensor, points: torch.Tensor, grid: torch.Tensor, step: int = 8,
-                    size: float = 3.2) -> Figure:
+def fig_sampling_grid(image: torch.Tensor, points: torch.Tensor, grid: torch.Tensor, step: int = 8,
+                      size: float = 3.2) -> Figure:
     """Layer 7: the G×G layout. Left: every ``step``-th grid vertex over the image, coloured by its column,
     with row 0 (the top of the output, the forehead) in red and vertex k = 0 marked. Middle and right: the
     two channels of the grid, g_x and g_y, as G×G images (vertex k = row·G + col at pixel (row, col)).

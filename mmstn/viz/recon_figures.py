@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from mmstn.comparison import Comparison
 from mmstn.data.detailed_subjects import SubjectImages
-from mmstn.reconstruction import SH_NAMES, sh_basis
+from mmstn.render.shading import SH_NAMES, sh_basis
 from mmstn.scores import detail_layer
 from mmstn.viz.style import MASKED_VALUE
 

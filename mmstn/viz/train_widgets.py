@@ -27,13 +27,14 @@ def synthetic_face_at_yaw(model, index: int, yaw_deg: float, seed: int = 777, im
     """
     from scipy.spatial.transform import Rotation
 
-    from mmstn.data.synthetic import _landmark_vertices, _renderer, draw_parameters, render_parameters
+    from mmstn.data.synthetic import _landmark_vertices, draw_parameters, render_parameters
+    from mmstn.render import renderer_for
 
     params = draw_parameters(model, int(index), int(seed), n_subjects=1000, image_size=image_size)
     th = params.theta.astype(np.float64)
     _, pitch, roll = matrix_to_euler_np(axis_angle_to_matrix_np(th[THETA_R]))
     r_new = matrix_to_axis_angle_np(euler_to_matrix_np(np.deg2rad(yaw_deg), pitch, roll))
-    renderer = _renderer(model)
+    renderer = renderer_for(model)
     lm = _landmark_vertices(model)
     shape = renderer.shape(th[THETA_ALPHA])[lm]
 

@@ -18,13 +18,14 @@ from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from mmstn.layers.grid import grid_triangles
 from mmstn.models.landmarks import flip_permutation
 from mmstn.models.morphable import MorphableModel
 from mmstn.uv.embedding import UVEmbedding
 from mmstn.uv.images import flattened_colour, geometry_image, grid_size
-from mmstn.uv.laplacian import corner_angles, cotangent_weights
+from mmstn.uv.laplacian import corner_angles_np, cotangent_weights
 from mmstn.uv.quality import angle_distortion, area_distortion, flipped_triangles, square_boundary_counts
-from mmstn.uv.resample import grid_triangles, grid_uv
+from mmstn.uv.resample import grid_uv
 from mmstn.viz.mesh import draw_mesh, rotation_from_angles
 
 __all__ = [
@@ -270,7 +271,7 @@ def fig_fold_overs(V: np.ndarray, F: np.ndarray, embeddings: Mapping[str, UVEmbe
     ax = axes[0]
     ax.add_collection(LineCollection(xy[e_all], colors="0.6", linewidths=0.4))
     ax.add_collection(LineCollection(xy[e_neg], colors="red", linewidths=1.2))
-    obtuse = corner_angles(V, F).max(1) > np.pi / 2
+    obtuse = corner_angles_np(V, F).max(1) > np.pi / 2
     ax.set_title(f"{int(neg.sum())} of {int(upper.sum())} edges with w < 0\n({int(obtuse.sum())} obtuse triangles "
                  "of " f"{len(F)})", fontsize=9)
     ax.autoscale_view()
@@ -329,7 +330,7 @@ def fig_grid_layout(uv: np.ndarray, triangles, G: int, colour=None, n_zoom: int 
 
     ax = axes[1]
     m = max(2, min(n_zoom, G))
-    T = grid_triangles(G)
+    T = grid_triangles(G).numpy()
     r, c = np.divmod(np.arange(G * G), G)
     xy = np.stack([c, -r], axis=1).astype(float)  # seen from the front: col right, row down the page
     cells = [(a, b) for a in range(m - 1) for b in range(m - 1)]
