@@ -69,6 +69,7 @@ from mmstn.data.backgrounds import linear_gradient, smooth_noise
 from mmstn.data.errors import DatasetFolderError
 from mmstn.models.ict import ict_face_model
 from mmstn.render import Lighting, MeshRender, MeshRenderer, renderer_for
+from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T
 
 __all__ = [
     "FORMAT",
@@ -87,6 +88,7 @@ __all__ = [
     "reference_width_mm",
     "render_parameters",
     "subject_parameters",
+    "synthetic_face_at_yaw",
 ]
 
 #: Format tag and version written to ``manifest.json``.
@@ -565,6 +567,39 @@ def generate_sample(
 
 # ------------------------------------------------------------------------------------------ datasets on disk
 _MANIFEST = "manifest.json"
+
+
+def synthetic_face_at_yaw(model, index: int, yaw_deg: float, seed: int = 777, image_size: int = 224) -> dict:
+    """Synthetic sample ``index`` of the dataset ``seed``, re-posed to the given yaw (pitch, roll, shape, light,
+    background and the centring rule unchanged).
+
+    Returns:
+        dict with ``image`` (3, S, S), ``landmarks21`` (21, 2), ``vis21`` (21,), ``theta`` (6 + D,) (s = exp(logs)).
+    """
+    params = draw_parameters(model, int(index), int(seed), n_subjects=1000, image_size=image_size)
+    th = params.theta.astype(np.float64)
+    _, pitch, roll = transforms.matrix_to_euler_np(transforms.axis_angle_to_matrix_np(th[THETA_R]))
+    r_new = transforms.matrix_to_axis_angle_np(transforms.euler_to_matrix_np(np.deg2rad(yaw_deg), pitch, roll))
+    renderer = renderer_for(model)
+    lm = _landmark_vertices(model)
+    shape = renderer.shape(th[THETA_ALPHA])[lm]
+
+    def box_centre(r: np.ndarray) -> np.ndarray:
+        p = shape @ transforms.axis_angle_to_matrix_np(r).T
+        return (p[:, :2].min(0) + p[:, :2].max(0)) / 2
+
+    s = float(np.exp(th[THETA_LOGS.start]))
+    th[THETA_T] += s * (box_centre(th[THETA_R]) - box_centre(r_new))  # keep the posed landmark box where it was
+    th[THETA_R] = r_new
+    params.theta = th.astype(np.float32)
+    out = render_parameters(model, params)
+    return {
+        "image": torch.from_numpy(np.ascontiguousarray(out.image.transpose(2, 0, 1), dtype=np.float32)),
+        "landmarks21": torch.from_numpy(out.landmarks["aflw21"].astype(np.float32)),
+        "vis21": torch.from_numpy(out.visible["aflw21"].astype(np.float32)),
+        "theta": torch.from_numpy(params.theta.copy()),
+    }
+
 
 
 def _shard_names(k: int) -> dict[str, str]:

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from mmstn.layers.visibility import vertex_normals
 from mmstn.models.morphable import MorphableModel
 from mmstn.viz.mesh import draw_mesh, rotation_from_angles
 
@@ -16,7 +17,6 @@ __all__ = [
     "fig_random_faces",
     "fig_three_views",
     "sample_alpha",
-    "vertex_normals_np",
 ]
 
 #: Views used throughout: frontal, three-quarter and profile (yaw in degrees, towards the viewer's right).
@@ -32,17 +32,6 @@ def fig_three_views(model: MorphableModel, alpha: torch.Tensor | None = None, si
         ax.set_title(f"{title} (yaw {yaw:.0f}°)")
     fig.suptitle(model.name)
     return fig
-
-
-def vertex_normals_np(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals (N, 3) of a counter-clockwise mesh (pointing out of the face)."""
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(triangles, dtype=np.int64)
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])  # length = 2 · area
-    n = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(n, f[:, k], fn)
-    return n / (np.linalg.norm(n, axis=1, keepdims=True) + 1e-12)
 
 
 def fig_components(
@@ -63,7 +52,8 @@ def fig_components(
         raise ValueError(f"model {model.name!r} has no {kind} components")
     fig, axes = plt.subplots(n, 3, figsize=(3 * size + 0.8, n * size * 1.05), squeeze=False, layout="constrained")
     cmap = plt.get_cmap("RdBu_r")
-    normals = vertex_normals_np(model.mean.numpy(), model.triangles.numpy())
+    normals = vertex_normals(model.mean.double()[None], model.triangles, "area")[0]
+    normals = (normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-12)).numpy()
     for row in range(n):
         k = offset + row
         alphas = torch.zeros(3, model.n_components, dtype=model.dtype)

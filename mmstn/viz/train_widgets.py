@@ -8,51 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import ipywidgets as widgets
-import numpy as np
 import torch
 
-from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T
-from mmstn.transforms import axis_angle_to_matrix_np, euler_to_matrix_np, matrix_to_axis_angle_np, matrix_to_euler_np
+from mmstn.data.synthetic import synthetic_face_at_yaw
+from mmstn.theta import THETA_R
 from mmstn.viz.mesh import figure_to_png
 
-__all__ = ["LocaliserExplorer", "localiser_explorer", "synthetic_face_at_yaw"]
-
-
-def synthetic_face_at_yaw(model, index: int, yaw_deg: float, seed: int = 777, image_size: int = 224) -> dict:
-    """Synthetic sample ``index`` of the dataset ``seed``, re-posed to the given yaw (pitch, roll, shape, light,
-    background and the centring rule unchanged).
-
-    Returns:
-        dict with ``image`` (3, S, S), ``landmarks21`` (21, 2), ``vis21`` (21,), ``theta`` (6 + D,) (s = exp(logs)).
-    """
-    from scipy.spatial.transform import Rotation
-
-    from mmstn.data.synthetic import _landmark_vertices, draw_parameters, render_parameters
-    from mmstn.render import renderer_for
-
-    params = draw_parameters(model, int(index), int(seed), n_subjects=1000, image_size=image_size)
-    th = params.theta.astype(np.float64)
-    _, pitch, roll = matrix_to_euler_np(axis_angle_to_matrix_np(th[THETA_R]))
-    r_new = matrix_to_axis_angle_np(euler_to_matrix_np(np.deg2rad(yaw_deg), pitch, roll))
-    renderer = renderer_for(model)
-    lm = _landmark_vertices(model)
-    shape = renderer.shape(th[THETA_ALPHA])[lm]
-
-    def box_centre(r: np.ndarray) -> np.ndarray:
-        p = shape @ Rotation.from_rotvec(r).as_matrix().T
-        return (p[:, :2].min(0) + p[:, :2].max(0)) / 2
-
-    s = float(np.exp(th[THETA_LOGS.start]))
-    th[THETA_T] += s * (box_centre(th[THETA_R]) - box_centre(r_new))  # keep the posed landmark box where it was
-    th[THETA_R] = r_new
-    params.theta = th.astype(np.float32)
-    out = render_parameters(model, params)
-    return {
-        "image": torch.from_numpy(np.ascontiguousarray(out.image.transpose(2, 0, 1), dtype=np.float32)),
-        "landmarks21": torch.from_numpy(out.landmarks["aflw21"].astype(np.float32)),
-        "vis21": torch.from_numpy(out.visible["aflw21"].astype(np.float32)),
-        "theta": torch.from_numpy(params.theta.copy()),
-    }
+__all__ = ["LocaliserExplorer", "localiser_explorer"]
 
 
 @dataclass
