@@ -26,9 +26,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from mmstn.data.batch import collate, mirrored_batch
 from mmstn.losses import objective
 from mmstn.train.config import TrainConfig
-from mmstn.train.loop import SyntheticStream, build_model, build_optimizer, collate, loss_terms, mirrored_batch
+from mmstn.train.loop import SyntheticStream, build_model, build_optimizer, loss_terms
 
 
 def timed(fn, repeat: int, warmup: int) -> float:

@@ -34,7 +34,7 @@ from mmstn.stn import STN3DMM
 from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, Theta, ThetaConvention, make_theta, split_theta
 from mmstn.uv.resample import grid_mirror
 
-__all__ = ["FitResult", "fit", "initial_theta", "landmark_error", "loss_landscape", "rotation_error_deg"]
+__all__ = ["FitResult", "fit", "initial_theta", "landmark_error", "loss_landscape"]
 
 #: Weights used for fitting: the authors' landmark weight, a prior ten times theirs and no appearance terms.
 #: With the authors' 0.1, fits to real photos push ‖α‖ to 15–25 (implausible shapes with self-occluding eye
@@ -76,13 +76,6 @@ def landmark_error(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
     w = torch.ones_like(d) if weight is None else (weight > 0).to(d.dtype)
     d = torch.where(w > 0, d, torch.zeros_like(d))
     return d.sum(-1) / w.sum(-1).clamp(min=1)
-
-
-def rotation_error_deg(r_a: torch.Tensor, r_b: torch.Tensor) -> torch.Tensor:
-    """Geodesic angle (degrees) between the rotations of two axis-angle batches (B, 3) → (B,)."""
-    ra, rb = rodrigues(r_a.double(), "autograd"), rodrigues(r_b.double(), "autograd")
-    cos = ((ra.transpose(-1, -2) @ rb).diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
-    return torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))
 
 
 def initial_theta(

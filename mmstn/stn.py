@@ -24,8 +24,10 @@ slower general-mesh path of the visibility layer).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -41,7 +43,14 @@ from mmstn.layers.sampler import SAMPLER_BACKENDS, SamplerBackend, bilinear_samp
 from mmstn.layers.scale import ScaleBase, log_scale_to_scale, scale_2d, scale_rate
 from mmstn.layers.selection import SelectFunction
 from mmstn.layers.translation import translate_2d
-from mmstn.layers.visibility import AUTHORS_CORNER_ORDER, Rule, VisibilityMask, Weighting
+from mmstn.layers.visibility import (
+    AUTHORS_CORNER_ORDER,
+    Rule,
+    VisibilityMask,
+    Weighting,
+    mislabelled_fraction,
+    occlusion_visibility,
+)
 from mmstn.models.morphable import MorphableModel
 from mmstn.theta import (  # re-exported: the θ layout lives in mmstn.theta
     THETA_ALPHA,
@@ -71,6 +80,7 @@ __all__ = [
     "make_theta",
     "split_theta",
     "theta_size",
+    "visibility_sweep",
 ]
 
 @dataclass(frozen=True)
@@ -401,3 +411,37 @@ def _sample(image: torch.Tensor, grid: torch.Tensor, backend: SamplerBackend) ->
     if image.device.type == "cpu" and image.dtype in (torch.float16, torch.bfloat16):
         return bilinear_sample(image.float(), grid.float(), backend).to(image.dtype)
     return bilinear_sample(image, grid, backend)
+
+
+# ---------------------------------------------------------------------------------------- analysis
+def visibility_sweep(stn, yaws_deg: Sequence[float], theta: torch.Tensor | None = None) -> dict[str, np.ndarray]:
+    """The STN's back-face visibility against the exact occlusion reference over a sweep of yaw angles.
+
+    Args:
+        stn: a :class:`~mmstn.stn.STN3DMM` (its grid model, its visibility layer).
+        yaws_deg: yaw angles, degrees; the rotation is r = (0, yaw, 0).
+        theta: (1, 6 + D) base θ whose t, logs and α are kept (default: t = (112, 112), logs = 0, α = 0).
+
+    Returns:
+        ``{"yaw": (K,), "mislabelled": (K,), "visible": (K,), "exact_visible": (K,)}`` float arrays: the fraction
+        of vertices on which the back-face mask and the exact visibility (ray cast with back-face culling,
+        :func:`~mmstn.layers.occlusion_visibility`) disagree, and the visible fraction under each.
+    """
+    yaws = np.asarray(yaws_deg, dtype=np.float64)
+    d = stn.generator.n_components
+    base = torch.zeros(1, theta_size(d)) if theta is None else torch.as_tensor(theta).reshape(1, -1).float()
+    if theta is None:
+        base[0, THETA_T] = 112.0
+    th = base.repeat(len(yaws), 1).to(stn.generator.morphable.mean.dtype)
+    th[:, THETA_R] = 0.0
+    th[:, THETA_R.start + 1] = torch.from_numpy(np.deg2rad(yaws)).to(th.dtype)  # r = (0, yaw, 0)
+    with torch.no_grad():
+        rotated = stn.generator(th).rotated
+        approx = stn.visibility.visible(rotated)
+    exact = occlusion_visibility(rotated.double(), stn.visibility.faces, backface_culling=True)
+    return {
+        "yaw": yaws,
+        "mislabelled": mislabelled_fraction(approx, exact).numpy(),
+        "visible": approx.double().mean(-1).numpy(),
+        "exact_visible": exact.double().mean(-1).numpy(),
+    }

@@ -21,7 +21,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mmstn.layers.rotation import rodrigues
+
 __all__ = [
+    "angles_to_axis_angle",
+    "axis_angle_to_angles",
     "axis_angle_to_euler",
     "axis_angle_to_matrix",
     "axis_angle_to_matrix_np",
@@ -33,6 +37,8 @@ __all__ = [
     "matrix_to_axis_angle_np",
     "matrix_to_euler",
     "matrix_to_euler_np",
+    "rotation_error_deg",
+    "rotation_from_angles",
 ]
 
 
@@ -71,19 +77,12 @@ def matrix_to_euler(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, t
 
 
 def axis_angle_to_matrix(r: torch.Tensor) -> torch.Tensor:
-    """Rodrigues: (…, 3) axis-angle, radians → (…, 3, 3). Differentiable, exact at r = 0."""
-    angle = r.norm(dim=-1, keepdim=True)[..., None]  # (…, 1, 1)
-    zero = torch.zeros_like(r[..., 0])
-    k = torch.stack(
-        [torch.stack([zero, -r[..., 2], r[..., 1]], -1),
-         torch.stack([r[..., 2], zero, -r[..., 0]], -1),
-         torch.stack([-r[..., 1], r[..., 0], zero], -1)], -2)  # [r]×
-    small = angle < 1e-8
-    safe = torch.where(small, torch.ones_like(angle), angle)
-    a = torch.where(small, 1 - angle**2 / 6, torch.sin(safe) / safe)
-    b = torch.where(small, 0.5 - angle**2 / 24, (1 - torch.cos(safe)) / safe**2)
-    eye = torch.eye(3, dtype=r.dtype, device=r.device).expand(k.shape)
-    return eye + a * k + b * (k @ k)
+    """Rodrigues: (…, 3) axis-angle, radians → (…, 3, 3). Differentiable, exact at r = 0.
+
+    Any batch shape; the formula is the STN's own (:func:`mmstn.layers.rotation.rodrigues`, autograd backend).
+    """
+    flat = r.reshape(-1, 3)
+    return rodrigues(flat, "autograd").reshape(*r.shape[:-1], 3, 3)
 
 
 def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:
@@ -152,3 +151,30 @@ def axis_angle_to_euler(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, to
 def euler_to_axis_angle_np(yaw: np.ndarray | float, pitch: np.ndarray | float, roll: np.ndarray | float) -> np.ndarray:
     """numpy :func:`euler_to_axis_angle` (radians) → (…, 3) float64."""
     return matrix_to_axis_angle_np(euler_to_matrix_np(yaw, pitch, roll))
+
+
+# ----------------------------------------------------------------------------------------- degrees
+def rotation_from_angles(yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> np.ndarray:
+    """Rotation matrix (3, 3) for angles in degrees, in mmstn's one convention R = R_z(roll)·R_y(yaw)·R_x(pitch)
+    (:mod:`mmstn.transforms`): positive yaw turns the nose to the viewer's right, positive pitch tilts it
+    down, positive roll turns the face counter-clockwise in the image."""
+    return euler_to_matrix_np(*np.deg2rad([yaw, pitch, roll]))
+
+
+def angles_to_axis_angle(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Axis-angle r (3,) radians of R = R_z(roll)·R_y(yaw)·R_x(pitch), angles in degrees (:mod:`mmstn.transforms`)."""
+    return matrix_to_axis_angle_np(euler_to_matrix_np(*np.deg2rad([yaw, pitch, roll])))
+
+
+def axis_angle_to_angles(r) -> tuple[float, float, float]:
+    """Inverse of :func:`angles_to_axis_angle`: (yaw, pitch, roll) in degrees."""
+    yaw, pitch, roll = np.rad2deg(matrix_to_euler_np(axis_angle_to_matrix_np(np.asarray(r, dtype=np.float64))))
+    return float(yaw), float(pitch), float(roll)
+
+
+# ------------------------------------------------------------------------------------------ errors
+def rotation_error_deg(r_a: torch.Tensor, r_b: torch.Tensor) -> torch.Tensor:
+    """Geodesic angle (degrees) between the rotations of two axis-angle batches (B, 3) → (B,)."""
+    ra, rb = axis_angle_to_matrix(r_a.double()), axis_angle_to_matrix(r_b.double())
+    cos = ((ra.transpose(-1, -2) @ rb).diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
+    return torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))

@@ -35,22 +35,22 @@ from mmstn.averaging import (
     umdfaces_subjects,
 )
 from mmstn.data.synthetic import SceneDistribution, generate_sample
-from mmstn.models import builtin_model
+from mmstn.models import ict_face_model
 from mmstn.stn import STN3DMM, STNConfig
 from mmstn.theta import THETA_LOGS, ThetaConvention
-from mmstn.uv import builtin_grid_model
+from mmstn.uv import default_grid_model
 
 G = 64  # small grids keep the suite fast; the code does not depend on G
 
 
 @pytest.fixture(scope="module")
 def render_model():
-    return builtin_model().subset(5, 5)
+    return ict_face_model().subset(5, 5)  # the render model of default_grid_model (5 + 5 components)
 
 
 @pytest.fixture(scope="module")
 def grid_model():
-    return builtin_grid_model(G)
+    return default_grid_model(G)
 
 
 @pytest.fixture(scope="module")

@@ -124,6 +124,8 @@ def test_report_table_and_figure(folder, results):
 def test_localiser_of_another_face_is_refused():
     from mmstn.uv import builtin_grid_model, default_grid_model
 
+    # the cartoon face stays here on purpose: this test is about a localiser of one face (the shipped ICT one)
+    # being refused for an STN of another face
     ict = STN3DMM(default_grid_model(32), STNConfig.paper(grid_size=32))
     cartoon = STN3DMM(builtin_grid_model(32), STNConfig.paper(grid_size=32))
     assert localiser_model_mismatch("ict", ict) is None

@@ -12,12 +12,13 @@ import pytest
 import torch
 from _stn_toy_models import toy_grid_model
 
-from mmstn.fitting import fit, initial_theta, landmark_error, rotation_error_deg
+from mmstn.fitting import fit, initial_theta, landmark_error
 from mmstn.layers.grid import pixels_to_labels
 from mmstn.losses import LossWeights
 from mmstn.models import builtin_model
 from mmstn.render import render_face
 from mmstn.stn import STN3DMM, STNConfig
+from mmstn.transforms import rotation_error_deg
 from mmstn.uv import builtin_grid_model
 
 

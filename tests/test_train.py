@@ -15,6 +15,7 @@ import pytest
 import torch
 from _train_configs import tiny_config
 
+from mmstn.data.batch import collate, mirrored_batch
 from mmstn.data.errors import DatasetFolderError
 from mmstn.fitting import landmark_error
 from mmstn.losses import LossWeights, objective
@@ -34,7 +35,7 @@ from mmstn.train import (
 )
 from mmstn.train.__main__ import main as cli_main
 from mmstn.train.checkpoint import save_weights
-from mmstn.train.loop import build_optimizer, build_train_dataset, collate, loss_terms, mirrored_batch
+from mmstn.train.loop import build_optimizer, build_train_dataset, loss_terms
 
 TERMS = ("landmark", "prior", "siamese", "symmetry")
 

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from mmstn.models.builtin import builtin_model
-from mmstn.viz.mesh import draw_mesh, rotation_from_angles
-from mmstn.viz.model_figures import fig_components, fig_landmarks, fig_random_faces, fig_three_views, sample_alpha
+from mmstn.models.ict import ict_face_model
+from mmstn.models.morphable import sample_alpha
+from mmstn.transforms import rotation_from_angles
+from mmstn.viz.mesh import draw_mesh
+from mmstn.viz.model_figures import fig_components, fig_landmarks, fig_random_faces, fig_three_views
 from mmstn.viz.widgets import model_explorer
 
 
@@ -38,7 +40,7 @@ def test_draw_mesh_culls_back_faces() -> None:
 
 
 def test_model_figures_have_the_expected_panels() -> None:
-    model = builtin_model()
+    model = ict_face_model()
     for fig, n_axes in [
         (fig_three_views(model), 3),
         (fig_components(model, "identity", n=2), 6 + 2),  # + one colour bar per row
@@ -64,7 +66,7 @@ def _panel_pixels(fig, ax) -> np.ndarray:
 def test_component_panels_show_opposite_signed_displacements() -> None:
     # The figure claims that −3σ and +3σ move the surface in opposite directions: the red-minus-blue colour
     # of the two panels must be anti-correlated (with |displacement| colouring they were identical).
-    model = builtin_model()
+    model = ict_face_model()
     fig = fig_components(model, "identity", n=1)
     minus, plus = (_panel_pixels(fig, fig.axes[i]) for i in (0, 2))
     h, w = min(minus.shape[0], plus.shape[0]), min(minus.shape[1], plus.shape[1])
@@ -78,7 +80,7 @@ def test_component_panels_show_opposite_signed_displacements() -> None:
 
 
 def test_sample_alpha_is_seeded_prior_draw() -> None:
-    model = builtin_model()
+    model = ict_face_model()
     a, b = sample_alpha(model, 4000, seed=3), sample_alpha(model, 4000, seed=3)
     assert torch.equal(a, b)
     assert a.shape == (4000, model.n_components)
@@ -86,7 +88,7 @@ def test_sample_alpha_is_seeded_prior_draw() -> None:
 
 
 def test_model_explorer_sliders_redraw_the_face() -> None:
-    model = builtin_model()
+    model = ict_face_model()
     explorer = model_explorer(model, n_identity=2, n_expression=1)
     assert [s.description for s in explorer.sliders] == ["α id 1", "α id 2", "α exp 1"]
     before, renders = explorer.image.value, explorer.renders

@@ -35,14 +35,7 @@ from torch import nn
 
 from mmstn.layers._common import Backend, check_backend, check_tensor
 
-__all__ = [
-    "SMALL_ANGLE",
-    "RodriguesFunction",
-    "Rotation",
-    "rodrigues",
-    "rodrigues_jacobian",
-    "skew",
-]
+__all__ = ["SMALL_ANGLE", "RodriguesFunction", "Rotation", "naive_rodrigues", "rodrigues", "rodrigues_jacobian", "skew"]
 
 #: Below this angle (radians) the Taylor series of a, b, c, d replace the closed forms. The series are
 #: kept to θ⁴, so their truncation error at the threshold is below 1e-24.
@@ -170,3 +163,26 @@ class Rotation(nn.Module):
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         return rodrigues(r, self.backend)
+
+
+# ------------------------------------------------------------------------------- a counter-example
+def naive_rodrigues(r: torch.Tensor) -> torch.Tensor:
+    """Rodrigues' formula written the textbook way, with θ = ‖r‖ and the unit axis k = r/θ.
+
+    A counter-example for the notebook: autograd through ``r / ‖r‖`` is 0/0 at r = 0, so its gradient there is
+    NaN (the layer :func:`mmstn.layers.rodrigues` uses Taylor-safe coefficients instead).
+
+    Args:
+        r: (B, 3).
+
+    Returns:
+        (B, 3, 3).
+    """
+    theta = r.norm(dim=-1, keepdim=True)
+    k = r / theta
+    x, y, z = k.unbind(-1)
+    o = torch.zeros_like(x)
+    kx = torch.stack([o, -z, y, z, o, -x, -y, x, o], -1).reshape(-1, 3, 3)
+    eye = torch.eye(3, dtype=r.dtype, device=r.device).expand_as(kx)
+    th = theta[..., None]
+    return eye + torch.sin(th) * kx + (1 - torch.cos(th)) * (kx @ kx)

@@ -24,7 +24,7 @@ import torch
 
 from mmstn.errors import ModelFileError, ShapeError, check_file, check_finite, check_finite_field
 
-__all__ = ["UNIT_SCALE", "MorphableModel", "check_units"]
+__all__ = ["UNIT_SCALE", "MorphableModel", "check_units", "sample_alpha"]
 
 _NPZ_FORMAT = "mmstn-morphable-model"
 _NPZ_VERSION = 1
@@ -564,3 +564,9 @@ class MorphableModel:
     def with_fields(self, **changes: object) -> MorphableModel:
         """A copy with some fields replaced (validated again)."""
         return replace(self, **changes)
+
+
+def sample_alpha(model: MorphableModel, n: int, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
+    """Draw ``n`` coefficient vectors from the prior α ~ N(0, scale²·I); tensor of shape (n, D)."""
+    g = torch.Generator().manual_seed(seed)
+    return scale * torch.randn(n, model.n_components, generator=g, dtype=model.dtype)

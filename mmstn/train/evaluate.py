@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mmstn.fitting import landmark_error, rotation_error_deg
+from mmstn.fitting import landmark_error
 from mmstn.localiser import Localiser
 from mmstn.stn import STN3DMM
 from mmstn.theta import THETA_ALPHA, THETA_R, Theta, ThetaConvention
-from mmstn.transforms import axis_angle_to_matrix, matrix_to_euler
+from mmstn.transforms import axis_angle_to_matrix, matrix_to_euler, rotation_error_deg
 
 __all__ = ["EvalResult", "evaluate", "predict", "stn_rows", "truth_in_stn_frame", "yaw_pitch_roll_deg"]
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -55,6 +56,8 @@ __all__ = [
     "MeshLike",
     "UVEmbedding",
     "boundary_loops",
+    "boundary_sides",
+    "quality_table",
     "symmetric_tutte",
 ]
 
@@ -502,3 +505,35 @@ def symmetric_tutte(
         topology_mismatch=mirror_topology_mismatch(F, mirror),
         slit_vertices=side_mid[~s["mid"][side_mid]],  # type: ignore[index]
     )
+
+
+def boundary_sides(emb: UVEmbedding) -> dict[str, np.ndarray]:
+    """Split the half's boundary loop into its four sides, each a vertex path (original indices).
+
+    ``"midline"`` runs bottom_mid → top_mid (u = 0.5), ``"top"`` top_mid → top_outer (v = 1), ``"outer"``
+    top_outer → bottom_outer (u = 0) and ``"bottom"`` bottom_outer → bottom_mid (v = 0); consecutive sides
+    share their corner vertex.
+    """
+    loop = np.asarray(emb.boundary)
+    pos = {int(v): k for k, v in enumerate(loop)}
+    p_tm, p_to, p_bo = (pos[emb.corners[k]] for k in ("top_mid", "top_outer", "bottom_outer"))
+    return {
+        "midline": loop[: p_tm + 1],
+        "top": loop[p_tm : p_to + 1],
+        "outer": loop[p_to : p_bo + 1],
+        "bottom": np.concatenate([loop[p_bo:], loop[:1]]),
+    }
+
+
+def quality_table(embeddings: Mapping[str, UVEmbedding]) -> str:
+    """A fixed-width text table of each embedding's quality (rounded: stable across platforms)."""
+    head = (f"{'weighting':<11} {'w<0':>5} {'flipped':>7} {'angle mean':>10} {'angle max':>9} "
+            f"{'log-area std':>12} {'max |.|':>7} {'symmetric':>9}")
+    rows = [head, "-" * len(head)]
+    for name, e in embeddings.items():
+        q = e.quality
+        sym = "yes" if q.symmetry_error is not None and q.symmetry_error < 1e-12 else "no"
+        rows.append(f"{name:<11} {e.n_negative_weights:>5d} {q.n_flipped:>7d} {q.angle_error_mean_deg:>9.1f}° "
+                    f"{q.angle_error_max_deg:>8.0f}° {q.log_area_ratio_std:>12.2f} {q.log_area_ratio_maxabs:>7.2f} "
+                    f"{sym:>9}")
+    return "\n".join(rows)

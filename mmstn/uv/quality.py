@@ -166,3 +166,5 @@ def uv_quality(V: np.ndarray, F: np.ndarray, uv: np.ndarray, mirror: np.ndarray 
         symmetry_error=None if mirror is None else symmetry_error(uv, mirror),
         in_unit_square=bool(np.all((uv >= 0.0) & (uv <= 1.0))),
     )
+
+

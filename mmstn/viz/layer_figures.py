@@ -14,8 +14,7 @@ against the ``"autograd"`` backend (or another reference) and against finite dif
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -26,15 +25,13 @@ from matplotlib.patches import Rectangle
 
 from mmstn.layers.grid import grid_coefficients, grid_to_pixels, labels_to_pixels
 from mmstn.layers.rotation import rodrigues, rodrigues_jacobian
-from mmstn.layers.visibility import grid_normal_z, mislabelled_fraction, occlusion_visibility
+from mmstn.layers.visibility import grid_normal_z
 from mmstn.models.morphable import MorphableModel
-from mmstn.theta import THETA_R, THETA_T, theta_size
-from mmstn.viz.mesh import draw_mesh, rotation_from_angles
+from mmstn.transforms import rotation_from_angles
+from mmstn.viz.mesh import draw_mesh
 from mmstn.viz.style import to_rgb
 
 __all__ = [
-    "GradientCheck",
-    "check_gradients",
     "component_label",
     "fig_align_corners",
     "fig_alpha_effect",
@@ -52,8 +49,6 @@ __all__ = [
     "fig_visibility_compare",
     "grid_outline",
     "imshow_label_frame",
-    "naive_rodrigues",
-    "visibility_sweep",
 ]
 
 
@@ -121,114 +116,7 @@ def component_label(model: MorphableModel, k: int) -> str:
     return f"expression {k - model.n_identity + 1}"
 
 
-def naive_rodrigues(r: torch.Tensor) -> torch.Tensor:
-    """Rodrigues' formula written the textbook way, with θ = ‖r‖ and the unit axis k = r/θ.
-
-    A counter-example for the notebook: autograd through ``r / ‖r‖`` is 0/0 at r = 0, so its gradient there is
-    NaN (the layer :func:`mmstn.layers.rodrigues` uses Taylor-safe coefficients instead).
-
-    Args:
-        r: (B, 3).
-
-    Returns:
-        (B, 3, 3).
-    """
-    theta = r.norm(dim=-1, keepdim=True)
-    k = r / theta
-    x, y, z = k.unbind(-1)
-    o = torch.zeros_like(x)
-    kx = torch.stack([o, -z, y, z, o, -x, -y, x, o], -1).reshape(-1, 3, 3)
-    eye = torch.eye(3, dtype=r.dtype, device=r.device).expand_as(kx)
-    th = theta[..., None]
-    return eye + torch.sin(th) * kx + (1 - torch.cos(th)) * (kx @ kx)
-
-
 # ----------------------------------------------------------------------------------- gradient checks
-@dataclass
-class GradientCheck:
-    """Result of :func:`check_gradients`.
-
-    Attributes:
-        name: what was checked (printed first).
-        backend: the backend under test (``"analytic"``, ``"native"``, ...).
-        reference: the backend compared with (``"autograd"``, ``"reference"``, ...).
-        max_diff: largest |analytic − reference| over the forward values and the input gradients.
-        tol: threshold printed with ``max_diff``.
-        gradcheck: whether ``torch.autograd.gradcheck`` (finite differences, float64) passed.
-    """
-
-    name: str
-    backend: str
-    reference: str
-    max_diff: float
-    tol: float
-    gradcheck: bool
-
-    @property
-    def ok(self) -> bool:
-        return self.max_diff < self.tol and self.gradcheck
-
-    def __str__(self) -> str:
-        return (
-            f"{self.name}: max |{self.backend} − {self.reference}| < {self.tol:.0e}: {self.max_diff < self.tol}\n"
-            f"{self.name}: gradcheck (finite differences, float64): {self.gradcheck}"
-        )
-
-
-def _as_tuple(x) -> tuple[torch.Tensor, ...]:
-    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
-
-
-def check_gradients(
-    fn: Callable[..., torch.Tensor | tuple[torch.Tensor, ...]],
-    inputs: Sequence[torch.Tensor],
-    name: str = "layer",
-    *,
-    backends: tuple[str, str] = ("analytic", "autograd"),
-    tol: float = 1e-10,
-    seed: int = 0,
-    fast_mode: bool = False,
-    eps: float = 1e-6,
-    atol: float = 1e-5,
-) -> GradientCheck:
-    """Check a layer's hand-written backward against another backend and against finite differences.
-
-    Args:
-        fn: ``fn(backend, *inputs)`` → tensor (or tuple of tensors); ``backend`` is one of ``backends``.
-        inputs: float64 tensors; those with ``requires_grad=True`` are differentiated.
-        name: label for the printed lines.
-        backends: (the backend under test, the reference backend).
-        tol: the threshold for ``max_diff``.
-        seed: seeds the random output cotangent used to compare the two backwards.
-        fast_mode, eps, atol: passed to ``torch.autograd.gradcheck`` (``fast_mode`` for large outputs).
-
-    Returns:
-        :class:`GradientCheck` (``print`` it).
-    """
-    test, ref = backends
-    diffs = [x for x in inputs if isinstance(x, torch.Tensor) and x.requires_grad]
-    outs = {be: _as_tuple(fn(be, *inputs)) for be in (test, ref)}
-    gen = torch.Generator().manual_seed(seed)
-    cot = [torch.randn(y.shape, generator=gen, dtype=y.dtype) for y in outs[test]]
-    max_diff = max(
-        (float((a - b).detach().abs().max()) if a.numel() else 0.0 for a, b in zip(outs[test], outs[ref], strict=True)),
-        default=0.0,
-    )
-    grads = {}
-    for be in (test, ref):
-        total = sum((y * c).sum() for y, c in zip(outs[be], cot, strict=True))
-        grads[be] = torch.autograd.grad(total, diffs, allow_unused=True)
-    for a, b in zip(grads[test], grads[ref], strict=True):
-        if a is None or b is None:
-            if (a is None) != (b is None):
-                max_diff = math.inf
-            continue
-        max_diff = max(max_diff, float((a - b).detach().abs().max()))
-    ok = torch.autograd.gradcheck(lambda *x: fn(test, *x), tuple(inputs), eps=eps, atol=atol, fast_mode=fast_mode,
-                                  raise_exception=False)
-    return GradientCheck(name=name, backend=test, reference=ref, max_diff=max_diff, tol=tol, gradcheck=bool(ok))
-
-
 # ------------------------------------------------------------------------------ chapter 3 figures
 def fig_alpha_effect(
     grid_model: MorphableModel, components: Sequence[int] = (0, 1, 5), amount: float = 3.0, yaw: float = 50.0,
@@ -547,39 +435,6 @@ def fig_generator_configs(image: torch.Tensor, points: torch.Tensor, reads: Mapp
 
 
 # ------------------------------------------------------------------------------ chapter 4 figures
-def visibility_sweep(stn, yaws_deg: Sequence[float], theta: torch.Tensor | None = None) -> dict[str, np.ndarray]:
-    """The STN's back-face visibility against the exact occlusion reference over a sweep of yaw angles.
-
-    Args:
-        stn: a :class:`~mmstn.stn.STN3DMM` (its grid model, its visibility layer).
-        yaws_deg: yaw angles, degrees; the rotation is r = (0, yaw, 0).
-        theta: (1, 6 + D) base θ whose t, logs and α are kept (default: t = (112, 112), logs = 0, α = 0).
-
-    Returns:
-        ``{"yaw": (K,), "mislabelled": (K,), "visible": (K,), "exact_visible": (K,)}`` float arrays: the fraction
-        of vertices on which the back-face mask and the exact visibility (ray cast with back-face culling,
-        :func:`~mmstn.layers.occlusion_visibility`) disagree, and the visible fraction under each.
-    """
-    yaws = np.asarray(yaws_deg, dtype=np.float64)
-    d = stn.generator.n_components
-    base = torch.zeros(1, theta_size(d)) if theta is None else torch.as_tensor(theta).reshape(1, -1).float()
-    if theta is None:
-        base[0, THETA_T] = 112.0
-    th = base.repeat(len(yaws), 1).to(stn.generator.morphable.mean.dtype)
-    th[:, THETA_R] = 0.0
-    th[:, THETA_R.start + 1] = torch.from_numpy(np.deg2rad(yaws)).to(th.dtype)  # r = (0, yaw, 0)
-    with torch.no_grad():
-        rotated = stn.generator(th).rotated
-        approx = stn.visibility.visible(rotated)
-    exact = occlusion_visibility(rotated.double(), stn.visibility.faces, backface_culling=True)
-    return {
-        "yaw": yaws,
-        "mislabelled": mislabelled_fraction(approx, exact).numpy(),
-        "visible": approx.double().mean(-1).numpy(),
-        "exact_visible": exact.double().mean(-1).numpy(),
-    }
-
-
 def fig_align_corners(size: int = 4, sample: tuple[float, float] = (1.35, 2.6), fig_size: float = 3.4) -> Figure:
     """Pixel centres and the normalised grid coordinate, ``align_corners=True`` against ``False``.
 

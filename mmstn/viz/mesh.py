@@ -14,20 +14,12 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 from mmstn import runtime
-from mmstn.transforms import euler_to_matrix_np
 
-__all__ = ["draw_mesh", "rotation_from_angles", "save_figure"]
+__all__ = ["draw_mesh", "save_figure"]
 
 
 def _np(x) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-
-def rotation_from_angles(yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> np.ndarray:
-    """Rotation matrix (3, 3) for angles in degrees, in mmstn's one convention R = R_z(roll)·R_y(yaw)·R_x(pitch)
-    (:mod:`mmstn.transforms`): positive yaw turns the nose to the viewer's right, positive pitch tilts it
-    down, positive roll turns the face counter-clockwise in the image."""
-    return euler_to_matrix_np(*np.deg2rad([yaw, pitch, roll]))
 
 
 def draw_mesh(

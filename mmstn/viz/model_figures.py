@@ -8,16 +8,11 @@ import torch
 from matplotlib.figure import Figure
 
 from mmstn.layers.visibility import vertex_normals
-from mmstn.models.morphable import MorphableModel
-from mmstn.viz.mesh import draw_mesh, rotation_from_angles
+from mmstn.models.morphable import MorphableModel, sample_alpha
+from mmstn.transforms import rotation_from_angles
+from mmstn.viz.mesh import draw_mesh
 
-__all__ = [
-    "fig_components",
-    "fig_landmarks",
-    "fig_random_faces",
-    "fig_three_views",
-    "sample_alpha",
-]
+__all__ = ["fig_components", "fig_landmarks", "fig_random_faces", "fig_three_views"]
 
 #: Views used throughout: frontal, three-quarter and profile (yaw in degrees, towards the viewer's right).
 VIEWS: tuple[tuple[str, float], ...] = (("front", 0.0), ("three-quarter", 45.0), ("profile", 90.0))
@@ -92,12 +87,6 @@ def fig_landmarks(model: MorphableModel, size: float = 4.5) -> Figure:
         ax.set_title(f"{key}: {int(ok.sum())} points")
     fig.tight_layout()
     return fig
-
-
-def sample_alpha(model: MorphableModel, n: int, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
-    """Draw ``n`` coefficient vectors from the prior α ~ N(0, scale²·I); tensor of shape (n, D)."""
-    g = torch.Generator().manual_seed(seed)
-    return scale * torch.randn(n, model.n_components, generator=g, dtype=model.dtype)
 
 
 def fig_random_faces(model: MorphableModel, n: int = 6, seed: int = 0, size: float = 2.4) -> Figure:

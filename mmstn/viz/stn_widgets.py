@@ -22,27 +22,15 @@ import torch
 
 from mmstn.models.morphable import MorphableModel
 from mmstn.stn import STN3DMM, STNOutput, make_theta, split_theta
-from mmstn.transforms import axis_angle_to_matrix_np, euler_to_matrix_np, matrix_to_axis_angle_np, matrix_to_euler_np
+from mmstn.transforms import angles_to_axis_angle, axis_angle_to_angles
 from mmstn.viz.layer_figures import _wireframe, imshow_label_frame
 from mmstn.viz.mesh import figure_to_png
 from mmstn.viz.style import to_rgb
 
-__all__ = ["POSE_SLIDERS", "STNExplorer", "angles_to_axis_angle", "axis_angle_to_angles", "default_theta",
-           "stn_explorer"]
+__all__ = ["POSE_SLIDERS", "STNExplorer", "default_theta", "stn_explorer"]
 
 #: Names of the pose sliders, in their order in the box (yaw first).
 POSE_SLIDERS: tuple[str, ...] = ("yaw", "pitch", "roll", "scale", "tx", "ty")
-
-
-def angles_to_axis_angle(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """Axis-angle r (3,) radians of R = R_z(roll)·R_y(yaw)·R_x(pitch), angles in degrees (:mod:`mmstn.transforms`)."""
-    return matrix_to_axis_angle_np(euler_to_matrix_np(*np.deg2rad([yaw, pitch, roll])))
-
-
-def axis_angle_to_angles(r) -> tuple[float, float, float]:
-    """Inverse of :func:`angles_to_axis_angle`: (yaw, pitch, roll) in degrees."""
-    yaw, pitch, roll = np.rad2deg(matrix_to_euler_np(axis_angle_to_matrix_np(np.asarray(r, dtype=np.float64))))
-    return float(yaw), float(pitch), float(roll)
 
 
 def default_theta(stn: STN3DMM, yaw: float = 25.0, scale: float = 0.8, t: tuple[float, float] = (112.0, 108.0)

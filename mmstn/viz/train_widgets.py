@@ -46,9 +46,10 @@ class LocaliserExplorer:
 
 def localiser_explorer(localiser, stn, model, seed: int = 777) -> LocaliserExplorer:
     """Build the explorer: ``localiser`` (image → θ), its ``stn``, and the morphable ``model`` the synthetic faces
-    are rendered with (:func:`mmstn.train.loop.data_model`)."""
-    from mmstn.fitting import landmark_error, rotation_error_deg
+    are rendered with (:func:`mmstn.train.model.data_model`)."""
+    from mmstn.fitting import landmark_error
     from mmstn.train.evaluate import predict, truth_in_stn_frame
+    from mmstn.transforms import rotation_error_deg
     from mmstn.viz.train_figures import fig_prediction
 
     yaw = widgets.FloatSlider(value=30.0, min=-90, max=90, step=5, description="yaw (°)", continuous_update=False)

@@ -21,17 +21,17 @@ from matplotlib.figure import Figure
 from mmstn.layers.grid import grid_triangles
 from mmstn.models.landmarks import flip_permutation
 from mmstn.models.morphable import MorphableModel
-from mmstn.uv.embedding import UVEmbedding
+from mmstn.transforms import rotation_from_angles
+from mmstn.uv.embedding import UVEmbedding, boundary_sides
 from mmstn.uv.images import flattened_colour, geometry_image, grid_size
 from mmstn.uv.laplacian import corner_angles_np, cotangent_weights
 from mmstn.uv.quality import angle_distortion, area_distortion, flipped_triangles, square_boundary_counts
 from mmstn.uv.resample import grid_uv
-from mmstn.viz.mesh import draw_mesh, rotation_from_angles
+from mmstn.viz.mesh import draw_mesh
 
 __all__ = [
     "CORNER_UV",
     "SIDE_COLOURS",
-    "boundary_sides",
     "fig_authors_uv",
     "fig_distortion_histograms",
     "fig_fold_overs",
@@ -41,7 +41,6 @@ __all__ = [
     "fig_grid_model",
     "fig_half_mesh",
     "fig_weightings",
-    "quality_table",
 ]
 
 #: Colours of the four sides of the half's rectangle [0, 0.5] × [0, 1] (and of the symmetry line).
@@ -101,24 +100,6 @@ def _uv_axes(ax: Axes, title: str | None = None, xlim=(0.0, 1.0), ylim=(0.0, 1.0
 
 def _vertex_colours(model: MorphableModel) -> np.ndarray:
     return np.full((model.n_vertices, 3), 0.78) if model.colour is None else np.clip(_np(model.colour), 0, 1)
-
-
-def boundary_sides(emb: UVEmbedding) -> dict[str, np.ndarray]:
-    """Split the half's boundary loop into its four sides, each a vertex path (original indices).
-
-    ``"midline"`` runs bottom_mid → top_mid (u = 0.5), ``"top"`` top_mid → top_outer (v = 1), ``"outer"``
-    top_outer → bottom_outer (u = 0) and ``"bottom"`` bottom_outer → bottom_mid (v = 0); consecutive sides
-    share their corner vertex.
-    """
-    loop = np.asarray(emb.boundary)
-    pos = {int(v): k for k, v in enumerate(loop)}
-    p_tm, p_to, p_bo = (pos[emb.corners[k]] for k in ("top_mid", "top_outer", "bottom_outer"))
-    return {
-        "midline": loop[: p_tm + 1],
-        "top": loop[p_tm : p_to + 1],
-        "outer": loop[p_to : p_bo + 1],
-        "bottom": np.concatenate([loop[p_bo:], loop[:1]]),
-    }
 
 
 def _draw_sides(ax: Axes, xy: np.ndarray, emb: UVEmbedding, lw: float = 2.2, labels: bool = True,
@@ -234,20 +215,6 @@ def fig_distortion_histograms(model: MorphableModel, embeddings: Mapping[str, UV
     axes[1].set_title("angle distortion (0 = conformal)", fontsize=9)
     fig.tight_layout()
     return fig
-
-
-def quality_table(embeddings: Mapping[str, UVEmbedding]) -> str:
-    """A fixed-width text table of each embedding's quality (rounded: stable across platforms)."""
-    head = (f"{'weighting':<11} {'w<0':>5} {'flipped':>7} {'angle mean':>10} {'angle max':>9} "
-            f"{'log-area std':>12} {'max |.|':>7} {'symmetric':>9}")
-    rows = [head, "-" * len(head)]
-    for name, e in embeddings.items():
-        q = e.quality
-        sym = "yes" if q.symmetry_error is not None and q.symmetry_error < 1e-12 else "no"
-        rows.append(f"{name:<11} {e.n_negative_weights:>5d} {q.n_flipped:>7d} {q.angle_error_mean_deg:>9.1f}° "
-                    f"{q.angle_error_max_deg:>8.0f}° {q.log_area_ratio_std:>12.2f} {q.log_area_ratio_maxabs:>7.2f} "
-                    f"{sym:>9}")
-    return "\n".join(rows)
 
 
 def fig_fold_overs(V: np.ndarray, F: np.ndarray, embeddings: Mapping[str, UVEmbedding],

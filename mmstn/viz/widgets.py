@@ -9,7 +9,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from mmstn.models.morphable import MorphableModel
-from mmstn.viz.mesh import draw_mesh, figure_to_png, rotation_from_angles
+from mmstn.transforms import rotation_from_angles
+from mmstn.viz.mesh import draw_mesh, figure_to_png
 
 __all__ = ["FitExplorer", "ModelExplorer", "fit_explorer", "model_explorer"]
 
