@@ -242,3 +242,30 @@ def test_sanitize_patterns(text, expected):
     for regex, replace in get_sanitize_patterns(SANITIZE_FILE.read_text(encoding="utf-8")):
         out = re.sub(regex, replace, out)
     assert out == (text if expected is None else expected)
+
+
+_FROM_IMPORT = re.compile(r"^\s*from (mmstn[\w.]*) import (.+)$", re.M)
+
+
+def test_top_level_names_come_from_the_top_level(nb_path, raw):
+    """A name that ``import mmstn`` offers is imported from ``mmstn``, so a reader learns one entry point."""
+    import mmstn
+
+    top = set(mmstn.__all__)
+    bad = []
+    for cell in _code_cells(raw):
+        for module, names in _FROM_IMPORT.findall(_source(cell)):
+            if module == "mmstn":
+                continue
+            for name in (n.strip().split(" as ")[0] for n in names.strip("()").split(",")):
+                if name in top:
+                    bad.append(f"{name} (from {module})")
+    assert not bad, f"{nb_path.name}: import these from mmstn: {', '.join(bad)}"
+
+
+def test_no_literal_theta_columns(nb_path, raw):
+    """θ's columns are picked with mmstn.theta's named slices in notebooks too (tests/test_theta_layout.py)."""
+    from test_theta_layout import offending
+
+    bad = [line for cell in _code_cells(raw) for line in _source(cell).splitlines() if offending(line)]
+    assert not bad, f"{nb_path.name}: literal θ column indices: {bad}"

@@ -41,7 +41,8 @@ def model():
 
 @pytest.fixture(scope="module")
 def scene(grid_model, model):
-    r, t, alpha = torch.tensor([[0.0, math.radians(30), 0.0]]), torch.tensor([[112.0, 108.0]]), torch.zeros(1, 10)
+    r, t = torch.tensor([[0.0, math.radians(30), 0.0]]), torch.tensor([[112.0, 108.0]])
+    alpha = torch.zeros(1, model.n_components)
     theta = make_theta(r, t, torch.tensor([math.log(0.8)]), alpha)  # yaw 30°, s = 0.8 px/mm (exp base)
     face = render_face(model, theta[0])
     stn = STN3DMM(grid_model, STNConfig.paper(grid_size=G))

@@ -136,7 +136,8 @@ def test_quality_table_rounds_and_lists_every_weighting(embeddings):
 
 
 def test_uv_explorer_controls_redraw(model):
-    ex = uv_explorer(model, weighting="mean_value", grid_size=32)  # the default's cotan folds the real face
+    # not the default cotangent weights: they fold the real face over (see the quality table test above)
+    ex = uv_explorer(model, weighting="mean_value", grid_size=32)
     assert ex.renders == 1 and ex.image.value[:4] == b"\x89PNG"
     assert ex.grid_model.n_vertices == 32 * 32
     # the first slider of the box is the grid size (the browser test moves the first .widget-slider)
