@@ -16,6 +16,7 @@ import torch
 
 from mmstn.layers.grid import grid_triangles
 from mmstn.models.morphable import MorphableModel
+from mmstn.theta import THETA_LOGS, THETA_T
 
 RADIUS = 90.0
 
@@ -67,8 +68,8 @@ def toy_grid_model(
 def frontal_theta(model: MorphableModel, batch: int = 1, t: float = 112.0, logs: float = 0.0) -> torch.Tensor:
     """θ with r = 0, t = (t, t), the given logs and α = 0, in the model's dtype: (B, 6 + D)."""
     th = torch.zeros(batch, 6 + model.n_components, dtype=model.dtype)
-    th[:, 3:5] = t
-    th[:, 5] = logs
+    th[:, THETA_T] = t
+    th[:, THETA_LOGS] = logs
     return th
 
 

@@ -20,6 +20,7 @@ from mmstn.photos.fit import fit_points
 from mmstn.photos.landmarker import crop_square, mediapipe_available
 from mmstn.render import pose_vertices, render_face
 from mmstn.runtime import shared_data_dir
+from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T
 from mmstn.transforms import euler_to_axis_angle_np
 
 needs_mediapipe = pytest.mark.skipif(
@@ -37,10 +38,10 @@ def model():
 def _theta(model, yaw_deg: float, S: int, alpha_seed: int = 0) -> torch.Tensor:
     rng = np.random.default_rng(alpha_seed)
     th = torch.zeros(6 + model.n_components, dtype=torch.float64)
-    th[:3] = torch.from_numpy(euler_to_axis_angle_np(math.radians(yaw_deg), math.radians(5), math.radians(-4)))
-    th[3], th[4] = (S + 1) / 2 + 3, (S + 1) / 2 + 14
-    th[5] = math.log(0.55 * S / 150.0)
-    th[6:16] = torch.from_numpy(0.8 * rng.standard_normal(10))
+    th[THETA_R] = torch.from_numpy(euler_to_axis_angle_np(math.radians(yaw_deg), math.radians(5), math.radians(-4)))
+    th[THETA_T] = torch.tensor([(S + 1) / 2 + 3, (S + 1) / 2 + 14], dtype=th.dtype)
+    th[THETA_LOGS] = math.log(0.55 * S / 150.0)
+    th[THETA_ALPHA][:10] = torch.from_numpy(0.8 * rng.standard_normal(10))
     return th
 
 
@@ -83,7 +84,7 @@ def test_fit_points_batches_independent_faces(model):
     for k in range(3):
         alone = fit_points(model, px[k], ids, image_size=S)
         assert torch.allclose(both[k], alone[0], atol=1e-4)
-        assert abs(float(both[k, :3].norm() - thetas[k][:3].norm())) < 0.03  # the prior shrinks α a little
+        assert abs(float(both[k, THETA_R].norm() - thetas[k][THETA_R].norm())) < 0.03  # the prior shrinks α a little
 
 
 def test_fit_points_rejects_bad_input(model):
