@@ -15,14 +15,15 @@ from mmstn.data.flip import (
     mirror_theta,
 )
 from mmstn.data.synthetic import SceneDistribution, generate_sample
-from mmstn.models.builtin import builtin_model
+from mmstn.models import ict_face_model
 from mmstn.models.landmarks import AFLW21_FLIP, IBUG68_FLIP
 from mmstn.render import Lighting, pose_vertices, render_face
+from mmstn.theta import make_theta
 
 
 @pytest.fixture(scope="module")
 def model():
-    return builtin_model()
+    return ict_face_model()
 
 
 def test_flip_formula_and_involution():
@@ -57,13 +58,27 @@ def test_flip_permutations_match_the_model_mirror(model):
         assert torch.equal(idx[torch.as_tensor(perm)], model.mirror[idx])
 
 
+def _with_antisymmetric_mode(model):
+    """The model plus one mirror-antisymmetric shape component (appended as the last expression component).
+
+    The ICT face's components are all mirror-symmetric, so mirroring θ would never negate a coefficient; this
+    smooth sideways bend (z moved in proportion to x, at most 6 mm) is one whose sign the mirror must flip.
+    """
+    x, y = model.mean[:, 0], model.mean[:, 1]
+    bend = torch.zeros_like(model.mean)
+    bend[:, 2] = 6.0 * (x / x.abs().max()) * torch.exp(-((y / 80.0) ** 2))
+    return model.with_fields(basis=torch.cat([model.basis, bend[None]]))
+
+
 def test_flip_equals_rendering_at_the_mirrored_theta(model):
+    model = _with_antisymmetric_mode(model)
     parity = component_parity(model)
     assert set(parity.tolist()) <= {-1.0, 1.0} and (parity == -1).any()
     g = torch.Generator().manual_seed(1)
     light = Lighting(direction=(0.5, 0.3, 1.0))
     for r in ([0.2, 0.5, 0.1], [-0.1, -0.9, 0.3]):
-        theta = torch.cat([torch.tensor([*r, 118.0, 110.0, np.log(0.7)]), torch.randn(model.n_components, generator=g)])
+        theta = make_theta(torch.tensor([r]), torch.tensor([[118.0, 110.0]]), torch.tensor([np.log(0.7)]),
+                           torch.randn(1, model.n_components, generator=g))[0]
         a = render_face(model, theta.double(), lighting=light)
         mirrored = mirror_theta(theta.double(), model, 224)
         b = render_face(model, mirrored, lighting=Lighting(direction=mirror_light_direction(light.direction)))

@@ -23,8 +23,9 @@ from mmstn.data.synthetic import (
     render_parameters,
 )
 from mmstn.layers.visibility import occlusion_visibility
-from mmstn.models.builtin import builtin_model
+from mmstn.models import ict_face_model
 from mmstn.render import pose_vertices, render_face
+from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R
 from mmstn.transforms import euler_to_axis_angle_np
 
 CLEAN = SceneDistribution(pixel_noise=0.0, light_gain_jitter=0.0, occluder_probability=0.0)
@@ -33,7 +34,7 @@ FRONTAL = ThetaDistribution(yaw_deg=0.0, pitch_deg=0.0, roll_deg=0.0, translatio
 
 @pytest.fixture(scope="module")
 def model():
-    return builtin_model()
+    return ict_face_model()
 
 
 def test_sample_keys_shapes_and_dtypes(model):
@@ -64,16 +65,16 @@ def test_generation_is_deterministic_per_seed_and_index(model):
 
 def test_theta_distribution(model):
     width = reference_width_mm(model)
-    assert width == pytest.approx(178.0, abs=0.5)
+    assert width == pytest.approx(143.0, abs=0.5)  # the ICT face, ear lobe to ear lobe
     s0 = reference_scale(model)
     assert s0 == pytest.approx(120.0 / width)
     centre = 112.5
     for i in range(40):
         p = draw_parameters(model, i, 3)
         th = p.theta.astype(np.float64)
-        roll, yaw, pitch = Rotation.from_rotvec(th[:3]).as_euler("ZYX", degrees=True)
+        roll, yaw, pitch = Rotation.from_rotvec(th[THETA_R]).as_euler("ZYX", degrees=True)
         assert abs(yaw) <= 90.0 + 1e-3 and abs(pitch) <= 30.0 + 1e-3 and abs(roll) <= 30.0 + 1e-3
-        assert 0.9 * s0 - 1e-6 <= math.exp(th[5]) <= 1.1 * s0 + 1e-6
+        assert 0.9 * s0 - 1e-6 <= math.exp(th[THETA_LOGS][0]) <= 1.1 * s0 + 1e-6
         # t centres the posed landmark box within the ±8 px jitter
         pts, _, _ = pose_vertices(model, torch.from_numpy(p.theta)[None])
         lm = pts[0, model.landmarks["aflw21"]].numpy()
@@ -203,9 +204,9 @@ def test_subjects_share_identity_and_texture(model):
     for group in by_subject.values():
         assert len(group) >= 2
         a, b = group[0], group[1]
-        np.testing.assert_array_equal(a.theta[6 : 6 + n_id], b.theta[6 : 6 + n_id])
+        np.testing.assert_array_equal(a.theta[THETA_ALPHA][:n_id], b.theta[THETA_ALPHA][:n_id])
         np.testing.assert_array_equal(a.beta, b.beta)
-        assert not np.array_equal(a.theta[6 + n_id :], b.theta[6 + n_id :])  # expression per image
+        assert not np.array_equal(a.theta[THETA_ALPHA][n_id:], b.theta[THETA_ALPHA][n_id:])  # expression per image
     assert not np.array_equal(by_subject[0][0].beta, by_subject[1][0].beta)
 
 
@@ -220,7 +221,7 @@ def test_shards_resume_to_identical_bytes(tmp_path, model):
     assert {"images_00002.npy", "masks_00002.npy", "labels_00002.npz", "manifest.json"} <= set(first)
     manifest = json.loads(first["manifest.json"])
     assert manifest["complete"] and [s["count"] for s in manifest["shards"]] == [4, 4, 3]
-    assert manifest["seed"] == 3 and manifest["n_images"] == 11 and manifest["model"]["name"] == "builtin"
+    assert manifest["seed"] == 3 and manifest["n_images"] == 11 and manifest["model"]["name"] == model.name
 
     # interruption: the last shard is gone from disk and manifest, the middle one was half written
     for name in ("images_00002.npy", "masks_00002.npy", "labels_00002.npz"):

@@ -1,4 +1,4 @@
-"""Fitting θ by gradient descent (the authors' demo.m): convergence on the built-in model and on the demo crops."""
+"""Fitting θ by gradient descent (the authors' demo.m): convergence on the default face and on the demo crops."""
 
 from __future__ import annotations
 
@@ -15,27 +15,24 @@ from _stn_toy_models import toy_grid_model
 from mmstn.fitting import fit, initial_theta, landmark_error
 from mmstn.layers.grid import pixels_to_labels
 from mmstn.losses import LossWeights
-from mmstn.models import builtin_model
+from mmstn.models import ict_face_model
 from mmstn.render import render_face
 from mmstn.stn import STN3DMM, STNConfig
+from mmstn.theta import THETA_ALPHA, THETA_R, Theta, make_theta
 from mmstn.transforms import rotation_error_deg
-from mmstn.uv import builtin_grid_model
+from mmstn.uv import default_grid_model
 
 
 @pytest.fixture(scope="module")
 def stn() -> STN3DMM:
-    return STN3DMM(builtin_grid_model(112), STNConfig.faithful(scale_base="exp"))
+    return STN3DMM(default_grid_model(112), STNConfig.faithful(scale_base="exp"))
 
 
 def _true_theta(seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    theta = torch.zeros(1, 16)
-    theta[0, 0] = math.radians(10)
-    theta[0, 1] = math.radians(30)
-    theta[0, 3:5] = torch.tensor([110.0, 115.0])
-    theta[0, 5] = math.log(0.7)
-    theta[0, 6:] = 0.7 * torch.randn(10, generator=g)
-    return theta
+    r = torch.tensor([[math.radians(10), math.radians(30), 0.0]])
+    alpha = 0.7 * torch.randn(1, 10, generator=g)
+    return make_theta(r, torch.tensor([[110.0, 115.0]]), torch.tensor([math.log(0.7)]), alpha)
 
 
 def _labels(stn: STN3DMM, theta: torch.Tensor) -> torch.Tensor:
@@ -46,12 +43,15 @@ def _labels(stn: STN3DMM, theta: torch.Tensor) -> torch.Tensor:
 def test_fit_converges_from_a_perturbed_start(stn: STN3DMM) -> None:
     true = _true_theta()
     labels = _labels(stn, true)
-    start = true.clone()
-    start[0, 1] -= math.radians(20)  # 20° yaw error
-    start[0, 3] += 10.0  # 10 px translation error
-    start[0, 6:] = 0.0
+    p = Theta.from_tensor(true)
+    start = make_theta(
+        p.r - torch.tensor([[0.0, math.radians(20), 0.0]]),  # 20° yaw error
+        p.t + torch.tensor([[10.0, 0.0]]),  # 10 px translation error
+        p.logs,
+        torch.zeros_like(p.alpha),
+    )
     res = fit(stn, torch.zeros(1, 3, 224, 224), labels, theta0=start, n_iter=200)
-    pose_err = rotation_error_deg(res.theta[:, :3], true[:, :3]).item()
+    pose_err = rotation_error_deg(res.theta[:, THETA_R], true[:, THETA_R]).item()
     assert pose_err < 2.0
     assert res.history["landmark_error"][-1] < 1.0
     assert res.history["landmark_error"][0] > 5.0  # it really started far away
@@ -60,16 +60,15 @@ def test_fit_converges_from_a_perturbed_start(stn: STN3DMM) -> None:
 
 
 def test_initial_theta_recovers_scale_and_translation_of_a_frontal_mean_face(stn: STN3DMM) -> None:
-    true = torch.zeros(2, 16)
-    true[:, 3:5] = torch.tensor([[100.0, 120.0], [130.0, 95.0]])
-    true[:, 5] = torch.tensor([math.log(0.6), math.log(0.9)])
+    t = torch.tensor([[100.0, 120.0], [130.0, 95.0]])
+    true = make_theta(torch.zeros(2, 3), t, torch.tensor([math.log(0.6), math.log(0.9)]), torch.zeros(2, 10))
     theta0 = initial_theta(stn, _labels(stn, true))
     torch.testing.assert_close(theta0, true, atol=1e-3, rtol=0)
 
 
-def test_fit_on_a_rendered_builtin_face_with_known_theta(stn: STN3DMM) -> None:
+def test_fit_on_a_rendered_face_with_known_theta(stn: STN3DMM) -> None:
     true = _true_theta(seed=1)
-    model = builtin_model().subset(5, 5)
+    model = ict_face_model().subset(5, 5)
     face = render_face(model, true[0])
     idx = model.landmarks["aflw21"]
     labels = face.points[idx][None]
@@ -77,7 +76,7 @@ def test_fit_on_a_rendered_builtin_face_with_known_theta(stn: STN3DMM) -> None:
     assert 0 < vis.sum() < 21  # at 30° yaw the far ear is hidden
     res = fit(stn, face.image[None], labels, vis, n_iter=200)
     assert res.history["landmark_error"][-1] < 1.5
-    assert rotation_error_deg(res.theta[:, :3], true[:, :3]).item() < 3.0
+    assert rotation_error_deg(res.theta[:, THETA_R], true[:, THETA_R]).item() < 3.0
     # The fitted flattened face is mostly visible and non-black where visible.
     m = res.mask[0, 0].bool()
     assert m.float().mean() > 0.5
@@ -105,7 +104,7 @@ def test_authors_gradient_descent_reduces_the_loss(stn: STN3DMM) -> None:
 
 def test_symmetry_term_is_used_when_weighted(stn: STN3DMM) -> None:
     true = _true_theta(seed=4)
-    model = builtin_model().subset(5, 5)
+    model = ict_face_model().subset(5, 5)
     face = render_face(model, true[0])
     labels = face.points[model.landmarks["aflw21"]][None]
     res = fit(stn, face.image[None], labels, n_iter=20, weights=LossWeights(symmetry=1.0, siamese=0.0))
@@ -135,8 +134,8 @@ def test_siamese_term_with_the_mirrored_image(stn: STN3DMM) -> None:
     from mmstn.data.flip import flip_image
 
     true = _true_theta(seed=5)
-    true[0, 6:] = 0.0
-    model = builtin_model().subset(5, 5)
+    true[:, THETA_ALPHA] = 0.0
+    model = ict_face_model().subset(5, 5)
     face = render_face(model, true[0])
     labels = face.points[model.landmarks["aflw21"]][None]
     res = fit(stn, face.image[None], labels, n_iter=30, method="adam",

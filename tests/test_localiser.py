@@ -9,6 +9,7 @@ import torch
 
 from mmstn.errors import ModelFileError, ShapeError
 from mmstn.localiser import Localiser, SmallTrunk, ThetaHead, VGGFaceTrunk, load_vgg_face_weights
+from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T
 
 
 def test_theta_head_initialises_a_frontal_centred_face() -> None:
@@ -16,10 +17,10 @@ def test_theta_head_initialises_a_frontal_centred_face() -> None:
     head = ThetaHead(256, n_alpha=10, centre=(112.0, 112.0), logs0=-20.0)
     theta = head(torch.randn(64, 256).abs())
     assert theta.shape == (64, 16)
-    assert theta[:, 0:3].abs().max() < 1e-2  # r ≈ 0: frontal
-    torch.testing.assert_close(theta[:, 3:5], torch.full((64, 2), 112.0), atol=1e-2, rtol=0)
-    torch.testing.assert_close(theta[:, 5], torch.full((64,), -20.0), atol=1e-2, rtol=0)
-    assert theta[:, 6:].abs().max() < 1e-2  # α ≈ 0: the mean face
+    assert theta[:, THETA_R].abs().max() < 1e-2  # r ≈ 0: frontal
+    torch.testing.assert_close(theta[:, THETA_T], torch.full((64, 2), 112.0), atol=1e-2, rtol=0)
+    torch.testing.assert_close(theta[:, THETA_LOGS], torch.full((64, 1), -20.0), atol=1e-2, rtol=0)
+    assert theta[:, THETA_ALPHA].abs().max() < 1e-2  # α ≈ 0: the mean face
     # The authors' weight scale: xavier std sqrt(2/fan_in) times 0.001.
     assert head.linear.weight.std().item() == pytest.approx(np.sqrt(2 / 256) * 1e-3, rel=0.05)
 

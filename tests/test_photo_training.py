@@ -89,7 +89,7 @@ def test_photo_texture_file_round_trip_and_errors(render_photos, tmp_path):
     back = PhotoTexture.load(tex.save(tmp_path / "t.npz"))
     np.testing.assert_allclose(back.colour, tex.colour, atol=1e-6)
     with pytest.raises(ValueError, match="vertices"):
-        with_texture(builtin_model(), back)
+        with_texture(builtin_model(), back)  # the cartoon stands in for another face: 3,375 vertices, not 7,482
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ModelFileError, match=r"bad\.npz"):
         PhotoTexture.load(tmp_path / "bad.npz")

@@ -13,6 +13,7 @@ from mmstn.errors import ShapeError
 from mmstn.layers.grid import GridFrame, grid_to_pixels, labels_to_grid, labels_to_pixels
 from mmstn.layers.scale import ScaleBase
 from mmstn.stn import STN3DMM, GridGenerator, STNConfig, make_theta, split_theta, theta_size
+from mmstn.theta import THETA_ALPHA, THETA_R, THETA_T
 
 G = 6
 
@@ -24,12 +25,12 @@ def model():
 
 def random_theta(model, batch: int = 2, seed: int = 0) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
-    th = frontal_theta(model, batch)
-    th[:, :3] = 0.4 * torch.randn(batch, 3, generator=gen, dtype=torch.float64)
-    th[:, 3:5] += 5 * torch.randn(batch, 2, generator=gen, dtype=torch.float64)
-    th[:, 5] = 0.3 * torch.randn(batch, generator=gen, dtype=torch.float64)
-    th[:, 6:] = torch.randn(batch, model.n_components, generator=gen, dtype=torch.float64)
-    return th
+    t0 = frontal_theta(model, batch)[:, THETA_T]
+    r = 0.4 * torch.randn(batch, 3, generator=gen, dtype=torch.float64)
+    t = t0 + 5 * torch.randn(batch, 2, generator=gen, dtype=torch.float64)
+    logs = 0.3 * torch.randn(batch, generator=gen, dtype=torch.float64)
+    alpha = torch.randn(batch, model.n_components, generator=gen, dtype=torch.float64)
+    return make_theta(r, t, logs, alpha)
 
 
 def configs(g: int = G):
@@ -76,11 +77,11 @@ def test_theta_layout_and_validation(model):
     assert torch.equal(make_theta(r, t, logs, alpha), th)
     gen = GridGenerator(model, STNConfig.faithful(grid_size=G))
     with pytest.raises(ShapeError, match="theta"):
-        gen(th[:, :-1])
+        gen(make_theta(r, t, logs, alpha[:, :-1]))  # one shape coefficient short
     with pytest.raises(ShapeError, match="theta"):
         gen(th[0])
     bad = th.clone()
-    bad[1, 4] = float("nan")
+    bad[1, THETA_T] = float("nan")
     with pytest.raises(ValueError, match="theta"):
         gen(bad)
     with pytest.raises(ShapeError, match="theta"):
@@ -124,8 +125,8 @@ def test_gradcheck_whole_stn(model, sampler):
     stn = STN3DMM(model, STNConfig.paper(grid_size=G, sampler_backend=sampler))
     image = torch.rand(2, 2, 40, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     th = frontal_theta(model, 2, t=20.0, logs=math.log(0.15))
-    th[:, :3] = torch.tensor([[0.1, 0.3, 0.0], [-0.2, 0.1, 0.05]])
-    th[:, 6:] = 0.5
+    th[:, THETA_R] = torch.tensor([[0.1, 0.3, 0.0], [-0.2, 0.1, 0.05]])
+    th[:, THETA_ALPHA] = 0.5
     th.requires_grad_()
     assert torch.autograd.gradcheck(lambda x: stn(image, x).flattened, (th,))
 
@@ -157,7 +158,7 @@ def test_a_bright_pixel_lands_on_its_vertex():
     model = toy_grid_model(16, n_components=2)
     stn = STN3DMM(model, STNConfig.paper(grid_size=16))
     th = frontal_theta(model, 1)
-    th[0, 6:] = torch.tensor([0.7, -0.4])
+    th[0, THETA_ALPHA] = torch.tensor([0.7, -0.4])
     k0 = 7 * 16 + 9
     point = stn.generator(th).points[0, k0]
     px = labels_to_pixels(point, 224)
@@ -175,7 +176,7 @@ def test_mask_and_masking_at_a_turned_pose():
     model = toy_grid_model(24, n_components=2)
     stn = STN3DMM(model, STNConfig.faithful(grid_size=24))
     th = frontal_theta(model, 1)
-    th[0, 1] = 1.2  # yaw: the viewer's right side of the face turns away
+    th[0, THETA_R] = torch.tensor([0.0, 1.2, 0.0])  # yaw: the viewer's right side of the face turns away
     out = stn(torch.rand(1, 3, 224, 224, dtype=torch.float64) + 1, th)
     assert 0 < out.mask.mean() < 1
     assert out.mask[0, 0, :, 0].all() and not out.mask[0, 0, 12, -1]
@@ -207,7 +208,7 @@ def test_half_precision_on_cpu_matches_float32(dtype) -> None:
     model32 = toy_grid_model(G, n_components=3, dtype=torch.float32)
     stn = STN3DMM(model32, STNConfig.faithful(grid_size=G))
     theta = frontal_theta(model32, 2)
-    theta[:, 1] = 0.3
+    theta[:, THETA_R] = torch.tensor([0.0, 0.3, 0.0])  # yaw
     img = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     ref = stn(img, theta).flattened
     out = stn(img.to(dtype), theta).flattened
@@ -252,9 +253,9 @@ def test_images_in_integer_ranges_warn_naming_the_argument(model, top, hint) -> 
 
 
 def test_a_misspelt_landmark_set_is_an_error_that_lists_the_sets() -> None:
-    from mmstn.uv.grid_model import builtin_grid_model
+    from mmstn.uv.grid_model import default_grid_model
 
-    grid = builtin_grid_model(G=16)
+    grid = default_grid_model(G=16)
     with pytest.raises(KeyError, match="aflw21"):
         STN3DMM(grid, STNConfig.faithful(grid_size=16, landmark_set="aflw_21"))
     off = STN3DMM(grid, STNConfig.faithful(grid_size=16, landmark_set=None))

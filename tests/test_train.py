@@ -19,6 +19,7 @@ from mmstn.data.batch import collate, mirrored_batch
 from mmstn.data.errors import DatasetFolderError
 from mmstn.fitting import landmark_error
 from mmstn.losses import LossWeights, objective
+from mmstn.theta import THETA_ALPHA, THETA_R, THETA_T
 from mmstn.train import (
     CheckpointError,
     StepBatchSampler,
@@ -82,8 +83,8 @@ def test_theta_layer_init_projects_a_frontal_centred_right_sized_mean_face(stn) 
     torch.manual_seed(0)
     localiser, net = build_model(tiny(stn=stn))
     theta = localiser.eval()(torch.rand(8, 3, 224, 224))
-    assert theta[:, 0:3].abs().max() < 1e-3  # r ≈ 0: frontal
-    assert theta[:, 6:].abs().max() < 1e-3  # α ≈ 0: the mean shape
+    assert theta[:, THETA_R].abs().max() < 1e-3  # r ≈ 0: frontal
+    assert theta[:, THETA_ALPHA].abs().max() < 1e-3  # α ≈ 0: the mean shape
     lm = net.generator.landmarks(net.generator(theta).points)  # (8, 21, 2) label frame
     centre = (lm.amin(1) + lm.amax(1)) / 2
     torch.testing.assert_close(centre, torch.full_like(centre, 112.5), atol=0.05, rtol=0)
@@ -109,9 +110,10 @@ def test_a_few_steps_reduce_each_loss_term(term) -> None:
     torch.manual_seed(0)
     localiser, net = build_model(cfg)
     with torch.no_grad():
-        localiser.head.linear.bias[1] += 0.4  # yaw
-        localiser.head.linear.bias[3] += 6.0  # t_x
-        localiser.head.linear.bias[6:] += 1.0  # α
+        bias = localiser.head.linear.bias  # the θ layer's bias: one entry per θ column
+        bias[THETA_R][1] += 0.4  # yaw
+        bias[THETA_T][0] += 6.0  # t_x
+        bias[THETA_ALPHA] += 1.0  # α
     opt = build_optimizer(localiser, cfg)
     values = []
     for _ in range(12):
