@@ -74,32 +74,51 @@ def check_mesh(V: np.ndarray, F: np.ndarray, *, name: str = "mesh") -> None:
 
 
 def boundary_loops(F: np.ndarray) -> list[np.ndarray]:
-    """Boundary loops of a manifold triangle mesh, longest first; each an int array of vertex ids in order."""
-    E = _edges(F)
-    und = np.sort(E, axis=1)
-    _, inv, counts = np.unique(und, axis=0, return_inverse=True, return_counts=True)
-    bnd = E[counts[inv.ravel()] == 1]
-    nxt: dict[int, int] = {}
-    for a, b in bnd:
-        if int(a) in nxt:
-            raise MeshError(
-                "boundary vertex with two outgoing boundary edges (a pinched, non-manifold vertex); "
-                "crop the region with meshtools.crop"
-            )
-        nxt[int(a)] = int(b)
+    """Boundary loops of an oriented manifold triangle mesh, longest first; each an int64 array of vertex ids.
+
+    A loop follows the directed boundary half-edges (a → b of a triangle whose edge b → a has no partner), so
+    for triangles counter-clockwise seen from the front the outer loop runs counter-clockwise.
+
+    Raises:
+        MeshError: an edge used twice in one direction (inconsistent winding or a non-manifold edge), or a
+            boundary vertex that starts two boundary edges (a pinched, "bow-tie" vertex).
+    """
+    F = np.asarray(F, dtype=np.int64)
+    if F.size == 0:
+        return []
+    n = int(F.max()) + 1
+    a = F.ravel()
+    b = F[:, [1, 2, 0]].ravel()
+    key = a * n + b
+    if np.unique(key).size != key.size:
+        raise MeshError(
+            "a directed edge occurs twice: the triangles are not consistently oriented or an edge is non-manifold; "
+            "check the mesh with meshtools.check_mesh and re-orient or crop it (meshtools.crop)"
+        )
+    boundary = ~np.isin(b * n + a, key)
+    ba, bb = a[boundary], b[boundary]
+    if np.unique(ba).size != ba.size:
+        raise MeshError(
+            "a boundary vertex starts two boundary edges (a pinched, 'bow-tie' vertex): the surface is not a disk "
+            "there; crop the region with meshtools.crop"
+        )
+    nxt = np.full(n, -1, dtype=np.int64)
+    nxt[ba] = bb
+    seen = np.zeros(n, dtype=bool)
     loops: list[np.ndarray] = []
-    seen: set[int] = set()
-    for start in list(nxt):
-        if start in seen:
+    for start in ba:
+        if seen[start]:
             continue
-        loop = [start]
-        seen.add(start)
-        v = nxt[start]
-        while v != start:
-            loop.append(v)
-            seen.add(v)
-            v = nxt[v]
-        loops.append(np.array(loop, dtype=np.int64))
+        loop = [int(start)]
+        seen[start] = True
+        cur = int(nxt[start])
+        while cur != start:
+            if cur < 0 or seen[cur]:
+                raise MeshError("boundary edges do not close into simple loops; repair the mesh or crop it")
+            loop.append(cur)
+            seen[cur] = True
+            cur = int(nxt[cur])
+        loops.append(np.asarray(loop, dtype=np.int64))
     return sorted(loops, key=len, reverse=True)
 
 

@@ -45,6 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
+from mmstn.models.meshtools import boundary_loops
 from mmstn.models.morphable import MorphableModel
 from mmstn.uv.laplacian import Weighting, laplacian_from_weights, weight_matrix
 from mmstn.uv.quality import UVQuality, uv_quality
@@ -146,46 +147,6 @@ def _mesh_arrays(mesh: MeshLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if mirror.shape != (n,) or not np.array_equal(mirror[mirror], np.arange(n)):
         raise ValueError("mirror must be an involution of shape (N,): mirror[mirror[i]] == i")
     return V, F, mirror
-
-
-def boundary_loops(F: np.ndarray) -> list[np.ndarray]:
-    """Boundary loops of an oriented manifold triangle mesh, each an int64 array of vertex indices.
-
-    A loop follows the directed boundary half-edges (a → b of a triangle whose edge b → a has no partner),
-    so for triangles counter-clockwise seen from the front the outer loop runs counter-clockwise.
-    Raises ``ValueError`` for inconsistently oriented or non-manifold meshes.
-    """
-    F = np.asarray(F, dtype=np.int64)
-    n = int(F.max()) + 1
-    a = F.ravel()
-    b = F[:, [1, 2, 0]].ravel()
-    key = a * n + b
-    if np.unique(key).size != key.size:
-        raise ValueError("a directed edge occurs twice: the triangles are not consistently oriented or non-manifold")
-    boundary = ~np.isin(b * n + a, key)
-    ba, bb = a[boundary], b[boundary]
-    if ba.size == 0:
-        return []
-    if np.unique(ba).size != ba.size:
-        raise ValueError("a boundary vertex starts two boundary edges (a 'bow-tie' vertex); the mesh is not a disk")
-    nxt = np.full(n, -1, dtype=np.int64)
-    nxt[ba] = bb
-    seen = np.zeros(n, dtype=bool)
-    loops: list[np.ndarray] = []
-    for start in ba:
-        if seen[start]:
-            continue
-        loop = [int(start)]
-        seen[start] = True
-        cur = int(nxt[start])
-        while cur != start:
-            if cur < 0 or seen[cur]:
-                raise ValueError("boundary edges do not close into simple loops")
-            loop.append(cur)
-            seen[cur] = True
-            cur = int(nxt[cur])
-        loops.append(np.asarray(loop, dtype=np.int64))
-    return loops
 
 
 def _chord_params(V: np.ndarray, path: np.ndarray) -> np.ndarray:
