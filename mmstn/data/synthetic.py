@@ -1,6 +1,6 @@
 """Synthetic face images with exact ground truth: θ, landmarks, visibility, subject, face mask.
 
-Every image is an orthographic, Lambert-lit rendering of the morphable model (the built-in one by default)
+Every image is an orthographic, Lambert-lit rendering of the morphable model (the ICT face by default)
 posed by a known θ = (r, t, logs, α) (:mod:`mmstn.stn` layout, s = exp(logs) px/mm, t in label-frame
 pixels), over a random background, with optional flat-colour occluders. Generation is deterministic per
 (seed, index): sample ``index`` of a dataset with ``seed`` draws everything from
@@ -18,8 +18,8 @@ The distributions (:class:`ThetaDistribution`, :class:`SceneDistribution`):
   and truncated to ±3 (``alpha_clip``).
 * **Texture.** Per subject β ~ N(0, I) (same subject stream); albedo = clip(colour + Σ_k β_k T_k, 0, 1).
 * **Scale.** s₀ = ``face_width_px`` / (ear-to-ear width of the mean face, the x-extent of its AFLW-21
-  landmarks): a face 120 px wide at 224², like the authors' crops (docs/conventions.md §6). For the built-in model
-  (and the BFM) that width is 178.0 mm, so s₀ = 0.674 px/mm; s = s₀ · U(0.9, 1.1).
+  landmarks): a face 120 px wide at 224², like the authors' crops (docs/conventions.md §6). For the ICT face that
+  width is 143.0 mm, so s₀ = 0.839 px/mm (the BFM and the cartoon face: 178.0 mm, 0.674 px/mm); s = s₀ · U(0.9, 1.1).
 * **Translation.** t puts the centre of the posed landmark box (all 21 AFLW points, visible or not) at the
   image centre ((W + 1)/2, (H + 1)/2) = (112.5, 112.5), plus U(±8 px) per axis, like a detector crop
   (``centring="posed"``); ``"frontal"`` uses the frontal mean face's box for every pose instead.
@@ -724,7 +724,7 @@ def generate_dataset(
         out_dir: the dataset folder (created if needed).
         n_images: number of images.
         seed: dataset seed; sample i is :func:`generate_sample` (model, i, seed, …).
-        model: the morphable model (default: the built-in one).
+        model: the morphable model (default: the ICT face, :func:`~mmstn.models.ict_face_model`).
         dist, scene: the distributions.
         shard_size: images per shard.
         n_subjects: number of distinct subjects.

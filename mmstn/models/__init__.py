@@ -1,5 +1,5 @@
-"""Morphable models: the :class:`MorphableModel` type, the built-in synthetic model, the ICT FaceKit face
-model shipped with mmstn (MIT), mesh tools and file loaders."""
+"""Morphable models: the :class:`MorphableModel` type, the ICT FaceKit face shipped with mmstn (MIT, the default),
+the built-in cartoon face, mesh tools and file loaders."""
 
 from mmstn.models.authors import load_bfm_uv, read_anl, uv_mirror_map
 from mmstn.models.bfm2009 import load_bfm2009

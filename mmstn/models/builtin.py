@@ -1,7 +1,9 @@
-"""The built-in synthetic morphable face model: mmstn's default, generated in code, no licence-gated data.
+"""The built-in cartoon face: a synthetic morphable model generated in code, no data files at all.
 
-The real Basel Face Model needs a licence, so every notebook and test runs on this model instead. It
-imitates the BFM 2009 where the method depends on it (docs/conventions.md §2.2, §3.2, §3.5): the same frame
+The default face is the ICT FaceKit's (:mod:`mmstn.models.ict`); this one stays for what only it shows: a mesh
+on which the paper's cotangent Tutte weights do not fold over (chapter 2), a model whose refinement reaches the
+BFM's 53k vertices for the UV benchmarks, and "another face" in tests of refusals. It imitates the BFM 2009
+where the method depends on it (docs/conventions.md §2.2, §3.2, §3.5): the same frame
 (x to the viewer's right, y up, z towards the viewer, millimetres, mean not centred), a similar
 bounding box (x ∈ [−92, 92], y ∈ [−114, 97], z ∈ [−16, 117] mm; BFM: ±89, [−114, 97], [−16, 131]), the
 nose tip at z ≈ 116.5 (BFM ≈ 116) as the highest vertex, a linear basis scaled so that α ~ N(0, I) with

@@ -1,4 +1,4 @@
-"""Figures and numerical checks for chapter 3: the grid generator's layers, the sampler, visibility and masking.
+"""Figures for chapters 3 and 4: the grid generator's layers, the sampler, visibility and masking.
 
 Conventions used by every figure here:
 
