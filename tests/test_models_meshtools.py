@@ -69,6 +69,34 @@ def test_symmetrise_is_exact() -> None:
         mt.symmetrise(V + np.array([3.0, 0, 0]), F)
 
 
+def test_symmetrise_keeps_a_thin_part_along_the_plane() -> None:
+    """Two columns squeezed to 0.02 of x = 0 (a septum) stay two: only self-partnered vertices are snapped."""
+    V, F = grid_mesh(hole=False)
+    V[np.isclose(np.abs(V[:, 0]), 0.125), 0] *= 0.16  # inside rel_tol * median edge of the plane
+    assert np.sum(np.abs(V[:, 0]) <= 0.25 * mt.median_edge_length(V, F)) == 3 * 17
+    V2, F2, mir, _src = mt.symmetrise(V, F)
+    assert (len(V2), len(F2)) == (len(V), len(F))
+    assert np.sum(mir == np.arange(len(V2))) == 17  # the x = 0 column only
+    assert np.array_equal(mt.mirror_map(V2, F2), mir)
+    assert len(mt.boundary_loops(F2)) == 1
+
+
+def test_symmetrise_errors_name_the_problem() -> None:
+    V, F = grid_mesh(hole=False)
+    flat = V[:, [2, 1, 0]] * np.array([0.0, 1.0, 1.0])  # the whole sheet in the plane x = 0
+    with pytest.raises(mt.MeshError, match="lie on the plane x = 0"):
+        mt.symmetrise(flat, F)
+    folded = V.copy()
+    folded[:, 0] = -np.abs(V[:, 0])
+    folded[:, 2] += 0.3 * V[:, 0]  # the right half folded onto the left side, off its surface
+    with pytest.raises(mt.MeshError, match="folds over the plane"):
+        mt.symmetrise(folded, F)
+    slit = V.copy()
+    slit[(slit[:, 0] == 0) & (slit[:, 1] > 0.4), 0] = 0.06  # a stretch of the midline row off the plane
+    with pytest.raises(mt.MeshError, match="slit"):
+        mt.symmetrise(slit, F)
+
+
 def test_orthogonalise_basis() -> None:
     rng = np.random.default_rng(1)
     B = rng.normal(size=(5, 20, 3)) * np.arange(1, 6)[:, None, None]

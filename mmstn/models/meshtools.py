@@ -270,19 +270,29 @@ def symmetrise(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """An exactly mirror-symmetric copy of a nearly symmetric mesh, made from its x <= 0 half.
 
-    Vertices within ``rel_tol`` median edge lengths of x = 0 are snapped onto it; the left half
-    (x < 0 plus the midline) is kept and reflected, and triangles are mirrored with reversed order so
-    they stay counter-clockwise. ``np.array_equal`` then holds between the vertex set and its reflection.
+    A vertex is on the midline when it is its own mirror partner: within ``rel_tol`` median edge lengths
+    of x = 0 *and* nearer to its own reflection than any other vertex is. (Closeness to the plane alone is
+    not enough: the two sides of a thin part that runs along the plane, such as the nasal septum of a mean
+    of few scans, come within that distance of it, and snapping both would fold the surface onto itself.)
+    Midline vertices are snapped onto x = 0; the left half (x < 0 plus the midline) is kept and
+    reflected, and triangles are mirrored with reversed order so they stay counter-clockwise.
+    ``np.array_equal`` then holds between the vertex set and its reflection.
 
     Returns:
         (V2 (M, 3), F2 (F2, 3), mirror (M,), source (M,)): ``source[j]`` is the input vertex that new
         vertex ``j`` was taken from (for a right-half vertex, the input vertex nearest its position), so
         per-vertex data can be carried over with ``data[:, source]``.
+
+    Raises:
+        MeshError: no midline found; a triangle lying on the plane x = 0; the left half folding over the
+            midline (an edge between two midline vertices inside it); or triangles crossing x = 0 away from
+            the midline vertices (the copy would have a slit there). Each message names the fix.
     """
     V = np.asarray(V, dtype=np.float64)
     F = np.asarray(F, dtype=np.int64)
     h = rel_tol * median_edge_length(V, F)
-    mid = np.abs(V[:, 0]) <= h
+    _, partner = cKDTree(V).query(V * np.array([-1.0, 1.0, 1.0]))
+    mid = (np.abs(V[:, 0]) <= h) & (partner == np.arange(len(V)))
     left = (V[:, 0] < 0) | mid
     if mid.sum() < 2:
         raise MeshError(
@@ -290,7 +300,16 @@ def symmetrise(
             "symmetry plane (subtract the midline x) before symmetrise"
         )
     VL, FL, idx = crop(V, F, left, largest=True)
-    midL = np.abs(VL[:, 0]) <= h
+    midL = mid[idx]
+    on_plane = midL[FL].all(1)
+    if on_plane.any():
+        raise MeshError(
+            f"{int(on_plane.sum())} triangles lie on the plane x = 0 (all three corners on the midline, e.g. "
+            f"input vertices {idx[FL[np.flatnonzero(on_plane)[0]]].tolist()}): a mirror-symmetric surface "
+            "cannot contain them; remove them with meshtools.crop, or pass a smaller rel_tol to symmetrise "
+            "if they are only near the plane"
+        )
+    _check_midline_cut(F, FL, idx, midL)
     VL[midL, 0] = 0.0
     nL = len(VL)
     side = np.flatnonzero(~midL)
@@ -300,14 +319,46 @@ def symmetrise(
     V2 = np.concatenate([VL, VL[side] * np.array([-1.0, 1.0, 1.0])])
     Fr = right_id[FL][:, ::-1]
     F2 = np.concatenate([FL, Fr])
-    # triangles lying entirely on the midline would be duplicated; keep one copy
-    F2 = F2[np.unique(np.sort(F2, 1), axis=0, return_index=True)[1]]
     mirror = np.arange(len(V2))
     mirror[side] = nL + np.arange(len(side))
     mirror[nL + np.arange(len(side))] = side
     _, nearest = cKDTree(V).query(V2[nL:])
     source = np.concatenate([idx, nearest])
     return V2, F2, mirror, source
+
+
+def _check_midline_cut(F: np.ndarray, FL: np.ndarray, idx: np.ndarray, midL: np.ndarray) -> None:
+    """Raise :class:`MeshError` unless the left half ``FL`` meets the midline only along its own boundary.
+
+    ``FL`` are the kept triangles (reindexed, ``idx`` maps back to the input ``F``'s ids), ``midL`` marks
+    their midline vertices. Two left triangles sharing a midline edge would become four after mirroring (a
+    fold); a boundary edge of the left half that is interior to the input mesh but not on the midline is a
+    cut through triangles that cross x = 0 elsewhere, and would open a slit between the two halves.
+    """
+    und = np.sort(_edges(FL), axis=1)
+    edges, counts = np.unique(und, axis=0, return_counts=True)
+    on_mid = midL[edges].all(1)
+    folded = on_mid & (counts > 1)
+    if folded.any():
+        a, b = idx[edges[np.flatnonzero(folded)[0]]]
+        raise MeshError(
+            f"{int(folded.sum())} edges between two midline vertices lie inside the x <= 0 half (e.g. input "
+            f"vertices {int(a)}-{int(b)}): the surface folds over the plane x = 0 there; centre the mesh on its "
+            "symmetry plane, pass a smaller rel_tol to symmetrise, or crop the fold (meshtools.crop)"
+        )
+    n = int(max(F.max(), idx.max())) + 1
+    whole = np.sort(_edges(F), axis=1)
+    wkeys, wcounts = np.unique(whole[:, 0] * n + whole[:, 1], return_counts=True)
+    cut = idx[edges[(counts == 1) & ~on_mid]]
+    inner = np.isin(cut[:, 0] * n + cut[:, 1], wkeys[wcounts > 1])
+    if inner.any():
+        a, b = cut[np.flatnonzero(inner)[0]]
+        raise MeshError(
+            f"{int(inner.sum())} triangles' edges cross the plane x = 0 away from the midline vertices (e.g. at "
+            f"input vertices {int(a)}-{int(b)}): the mirrored copy would have a slit there; the mesh needs a "
+            "row of vertices on its symmetry plane (centre it there: subtract the midline x; or re-mesh it), "
+            "and no part of one side may cross the plane (average more scans, or crop that part)"
+        )
 
 
 def symmetrise_field(B: np.ndarray, mirror: np.ndarray) -> np.ndarray:
