@@ -57,6 +57,7 @@ from mmstn.render.grid import (
 from mmstn.render.shading import sh_basis
 from mmstn.runtime import one_thread
 from mmstn.stn import STN3DMM
+from mmstn.theta import Theta
 
 __all__ = ["SamplingOperator", "TextureFit", "fit_texture", "render_reconstruction", "sampling_operator"]
 
@@ -156,16 +157,17 @@ class SamplingOperator:
 
 
 @one_thread()
-def sampling_operator(stn: STN3DMM, theta: torch.Tensor, image_size: int | tuple[int, int],
+def sampling_operator(stn: STN3DMM, theta: Theta | torch.Tensor, image_size: int | tuple[int, int],
                       cells: torch.Tensor | np.ndarray | None = None) -> SamplingOperator:
     """The linear map from per-vertex colours to the STN's samples of their rendering (see :class:`SamplingOperator`).
 
     Args:
-        stn: the STN; theta: (6 + D,) or (1, 6 + D); image_size: H = W or (H, W) of the image the STN samples.
+        stn: the STN; theta: one image's Theta, or (6 + D,) / (1, 6 + D) in the STN's convention; image_size: H = W
+            or (H, W) of the image the STN samples.
         cells: grid cells to build rows for (default: all G²).
     """
     G = stn.generator.grid_size
-    theta = check_one_theta(theta, stn.generator.n_components)
+    theta = check_one_theta(theta, stn)
     pix, tri, frag = rasterize_grid(stn, theta, image_size)
     h, w = frag.face.shape
     cells = np.arange(G * G) if cells is None else np.asarray(cells, dtype=np.int64).reshape(-1)
@@ -195,7 +197,7 @@ def sampling_operator(stn: STN3DMM, theta: torch.Tensor, image_size: int | tuple
 def fit_texture(
     stn: STN3DMM,
     image: torch.Tensor,
-    theta: torch.Tensor,
+    theta: Theta | torch.Tensor,
     n_components: int | None = None,
     lighting: bool = True,
     *,
@@ -217,7 +219,8 @@ def fit_texture(
     Args:
         stn: the 3DMM-STN (its grid generator and visibility mask are used).
         image: (3, H, W) or (1, 3, H, W), RGB in [0, 1].
-        theta: (6 + D,) or (1, 6 + D), e.g. from :func:`mmstn.fitting.fit` or the true θ.
+        theta: a one-image :class:`~mmstn.theta.Theta` (e.g. ``fit(...).params()`` or the true θ), or a
+            (6 + D,) / (1, 6 + D) tensor in the STN's convention.
         n_components: K, the leading texture components to fit (0 = mean albedo only; default: all).
         lighting: model the light with 9 SH coefficients per channel; ``False``: a per-channel gain only.
         model: the grid model the STN was built from, with ``colour`` and (for K > 0) ``texture_basis``.
@@ -244,8 +247,7 @@ def fit_texture(
     """
     G, K = _check_grid_model(stn, model, n_components)
     image = check_one_image(image)
-    d = stn.generator.n_components
-    theta = check_one_theta(theta, d)
+    theta = check_one_theta(theta, stn)
     if noise_sigma <= 0 or light_sigma <= 0:
         raise ValueError(f"noise_sigma={noise_sigma} and light_sigma={light_sigma} must be positive")
     if sampling not in ("bilinear", "point"):

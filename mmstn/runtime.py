@@ -21,6 +21,7 @@ import torch
 
 __all__ = [
     "REPO_ROOT",
+    "as_numpy",
     "data_dir",
     "device",
     "display_path",
@@ -36,6 +37,11 @@ __all__ = [
 REPO_ROOT: Path = Path(__file__).resolve().parent.parent
 
 _TRUE = {"1", "true", "yes", "on"}
+
+
+def as_numpy(x) -> np.ndarray:
+    """A tensor (detached, moved to the CPU) or any array-like as a NumPy array; no copy where none is needed."""
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 def is_smoke() -> bool:

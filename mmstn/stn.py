@@ -316,6 +316,10 @@ class GridGenerator(nn.Module):
             return theta.as_tensor_for(self.config.theta_convention)
         return theta
 
+    def theta_params(self, theta: torch.Tensor | Theta) -> Theta:
+        """θ as a :class:`~mmstn.theta.Theta` in this generator's convention (a (6 + D,) tensor is one image)."""
+        return Theta.from_tensor(self.theta_tensor(theta), self.config.theta_convention)
+
     def forward(
         self, theta: torch.Tensor | Theta, image_size: int | tuple[int, int] | None = None
     ) -> GridGeneratorOutput:

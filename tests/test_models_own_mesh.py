@@ -64,13 +64,22 @@ def test_obj_reads_as_mean_only_model_in_file_order(scans) -> None:
         mt.mirror_map(first.mean.numpy(), first.triangles.numpy())
 
 
-def test_eight_line_path_gives_a_working_stn(scans) -> None:
-    first = load_model(scans[0], verbose=False)
-    X = np.stack([load_model(p, verbose=False).mean.numpy() for p in scans]).astype(np.float64)
+def _cleaned_scans(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Lines 1-5 of notebook 01's eight: read, keep the largest piece, close the holes, symmetrise the mean.
+
+    Returns (X (S, N, 3) the cleaned scans, V (M, 3) the symmetric mean, F (F, 3), mirror (M,), src (M,)).
+    """
+    first = load_model(paths[0], verbose=False)
+    X = np.stack([load_model(p, verbose=False).mean.numpy() for p in paths]).astype(np.float64)
     _, F, kept = mt.crop(X[0], first.triangles.numpy(), np.ones(X.shape[1], bool))
     X = X[:, kept]
     X, F = np.stack([mt.close_holes(x, F)[0] for x in X]), mt.close_holes(X[0], F)[1]
     V, F, mirror, src = mt.symmetrise(X.mean(0), F)
+    return X, V, F, mirror, src
+
+
+def test_eight_line_path_gives_a_working_stn(scans) -> None:
+    X, V, F, mirror, src = _cleaned_scans(scans)
     basis, sd = mt.orthogonalise_basis((X[:, src] - V) / np.sqrt(len(X) - 1), 10, mirror=mirror)
     mine = MorphableModel.from_arrays(V, F, basis=np.moveaxis(basis, 0, -1), mirror=mirror, name="mine")
     stn = STN3DMM(make_grid_model(mine, G=32, weights="mean_value"), STNConfig.paper(grid_size=32))
@@ -90,13 +99,7 @@ def test_eight_line_path_gives_a_working_stn(scans) -> None:
 @pytest.mark.parametrize("n_scans", [2, 3, 5])
 def test_a_mean_of_few_scans_symmetrises_without_losing_vertices(n_scans, tmp_path) -> None:
     """The nasal septum of a mean of few scans comes within the midline tolerance on both sides; it stays two-sided."""
-    paths = _write_scans(tmp_path, n_scans)
-    first = load_model(paths[0], verbose=False)
-    X = np.stack([load_model(p, verbose=False).mean.numpy() for p in paths]).astype(np.float64)
-    _, F, kept = mt.crop(X[0], first.triangles.numpy(), np.ones(X.shape[1], bool))
-    X = X[:, kept]
-    X, F = np.stack([mt.close_holes(x, F)[0] for x in X]), mt.close_holes(X[0], F)[1]
-    V, F2, mirror, _src = mt.symmetrise(X.mean(0), F)
+    _, V, F2, mirror, _ = _cleaned_scans(_write_scans(tmp_path, n_scans))
     ict = ict_face_model()
     assert (len(V), len(F2)) == (ict.n_vertices, ict.n_triangles)
     assert np.sum(mirror == np.arange(len(V))) == np.sum(ict.mirror.numpy() == np.arange(ict.n_vertices))

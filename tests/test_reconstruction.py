@@ -24,7 +24,7 @@ from mmstn.render import (
 )
 from mmstn.scores import photometric_error
 from mmstn.stn import STN3DMM, STNConfig
-from mmstn.theta import THETA_R, make_theta
+from mmstn.theta import THETA_LOGS, THETA_R, Theta, make_theta
 from mmstn.uv import default_grid_model
 
 C = SH_CONSTANTS
@@ -145,6 +145,20 @@ def test_fit_recovers_known_texture_and_lighting(setup):
         assert getattr(fit, name).shape == (3, 112, 112), name
     assert fit.mask.shape == (1, 112, 112) and fit.mask.sum() > 3000
     assert all(b <= a for a, b in itertools.pairwise(fit.history))
+
+
+def test_a_theta_in_another_convention_gives_the_same_fit(setup):
+    """fit_texture and render_grid_colours take a Theta and convert it to the STN's scale base."""
+    g, stn, theta, _, _, face = setup
+    code = Theta.from_tensor(theta, "exp").with_scale_base("0.99")
+    assert abs(float(code.logs) - float(theta[THETA_LOGS])) > 1.0  # the raw logs column would be read wrongly
+    a = fit_texture(stn, face.image, theta, model=g, max_iter=3)
+    b = fit_texture(stn, face.image, code, model=g, max_iter=3)
+    torch.testing.assert_close(a.beta, b.beta, atol=1e-5, rtol=0)
+    ra = render_grid_colours(stn, theta, a.reconstruction_grid)
+    rb = render_grid_colours(stn, code, a.reconstruction_grid)
+    assert np.array_equal(ra.valid, rb.valid)
+    torch.testing.assert_close(ra.image, rb.image, atol=1e-5, rtol=0)
 
 
 def test_point_sampling_is_biased_at_sharp_albedo_edges(setup):

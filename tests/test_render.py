@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmstn.errors import ShapeError
 from mmstn.layers.visibility import occlusion_visibility, unoccluded
 from mmstn.models.ict import ict_face_model
 from mmstn.render import (
@@ -22,7 +23,7 @@ from mmstn.render import (
     renderer_for,
     shade_vertices,
 )
-from mmstn.theta import make_theta
+from mmstn.theta import Theta, make_theta
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +107,22 @@ def test_render_face_lands_the_vertices_where_the_label_frame_says(model):
     row, col = round(224 - y), round(x - 1)
     assert face.mask[row, col] and face.visible[tip]
     assert abs(float(face.fragments.depth[row, col]) - float(face.fragments.depth[face.mask].max())) < 3.0
+
+
+def test_a_theta_renders_the_same_in_either_scale_base(model):
+    """A Theta carries its convention: written in the authors' base it poses and renders the same face."""
+    paper = Theta.from_tensor(_theta(), "exp")
+    code = paper.with_scale_base("0.99")
+    assert not torch.equal(code.logs, paper.logs)
+    a, b = render_face(model, paper), render_face(model, code)
+    torch.testing.assert_close(a.points, b.points, atol=1e-9, rtol=0)
+    assert np.array_equal(a.mask, b.mask)
+    for base in ("exp", "0.99"):  # a tensor argument is read in scale_base; a Theta in its own convention
+        p, _, s = pose_vertices(model.to(dtype=torch.float64), code, base)
+        torch.testing.assert_close(p[0], a.points.double(), atol=1e-4, rtol=0)  # a.points is float32
+        assert float(s) == pytest.approx(0.67, rel=1e-12)
+    with pytest.raises(ShapeError, match="one face at a time"):
+        render_face(model, Theta.cat([paper, paper]))
 
 
 # ------------------------------------------------------------------------------------------ shading

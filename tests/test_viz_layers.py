@@ -20,7 +20,7 @@ from mmstn.layers.rotation import naive_rodrigues
 from mmstn.models.ict import ict_face_model
 from mmstn.render import render_face
 from mmstn.stn import STN3DMM, STNConfig, visibility_sweep
-from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, make_theta
+from mmstn.theta import make_theta
 from mmstn.transforms import angles_to_axis_angle, axis_angle_to_angles, rotation_from_angles
 from mmstn.uv import default_grid_model
 from mmstn.viz import layer_figures as lf
@@ -190,28 +190,32 @@ def test_stn_explorer_sliders_move_theta_and_redraw(grid_model, model, config):
     assert _first_slider(ex.widget) is ex.sliders["yaw"]
     assert list(ex.sliders) == ["yaw", "pitch", "roll", "scale", "tx", "ty", "alpha1", "alpha2"]
     assert ex.renders == 1 and ex.image.value[:4] == b"\x89PNG"
-    torch.testing.assert_close(ex.theta, default_theta(stn), atol=1e-5, rtol=0)  # starts at the rendered pose
+    assert ex.theta.convention == stn.config.theta_convention
+    torch.testing.assert_close(ex.theta.tensor(), default_theta(stn).tensor(), atol=1e-5, rtol=0)  # the rendered pose
     assert ex.output is not None and ex.output.flattened.shape == (1, 3, G, G)
 
     before_img, before_mask = ex.image.value, ex.output.mask.clone()
     ex.sliders["yaw"].value = 70.0
     assert ex.renders == 2 and ex.image.value != before_img
-    torch.testing.assert_close(ex.theta[0, THETA_R].double(), torch.tensor(angles_to_axis_angle(70.0, 0.0, 0.0)),
+    torch.testing.assert_close(ex.theta.r[0].double(), torch.tensor(angles_to_axis_angle(70.0, 0.0, 0.0)),
                                atol=1e-6, rtol=0)
     assert not torch.equal(ex.output.mask, before_mask)  # turning the head hides other vertices
     assert "θ: r = (+0.000, +1.222, +0.000)" in ex.status.value
 
     ex.sliders["scale"].value = 0.5
-    assert ex.theta[0, THETA_LOGS].item() == pytest.approx(math.log(0.5) / stn.config.scale_rate, rel=1e-5)
+    assert ex.theta.logs.item() == pytest.approx(math.log(0.5) / stn.config.scale_rate, rel=1e-5)
     ex.sliders["tx"].value = 90.0
     ex.sliders["alpha2"].value = -1.5
-    assert ex.theta[0, THETA_T][0].item() == 90.0 and ex.theta[0, THETA_ALPHA][1].item() == -1.5  # tx, α₂
+    assert ex.theta.t[0, 0].item() == 90.0 and ex.theta.alpha[0, 1].item() == -1.5  # tx, α₂
     assert ex.renders == 5
 
     target = default_theta(stn, yaw=-20.0, scale=0.7, t=(100.0, 120.0))
     ex.set_theta(target)
     assert ex.renders == 6  # one redraw for all sliders
-    torch.testing.assert_close(ex.theta, target, atol=1e-4, rtol=0)
+    torch.testing.assert_close(ex.theta.tensor(), target.tensor(), atol=1e-4, rtol=0)
+    ex.set_theta(target.with_scale_base("exp"))  # another convention: the same pose, the same sliders
+    torch.testing.assert_close(ex.theta.tensor(), target.tensor(), atol=1e-4, rtol=0)
+    assert ex.sliders["scale"].value == pytest.approx(0.7, abs=1e-4)
 
 
 def test_stn_explorer_on_a_given_image(scene):

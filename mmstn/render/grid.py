@@ -19,6 +19,7 @@ from mmstn.layers.grid import grid_to_pixels, grid_triangles
 from mmstn.render.raster import Fragments, composite, rasterize, render_colours
 from mmstn.runtime import one_thread
 from mmstn.stn import STN3DMM
+from mmstn.theta import Theta
 
 __all__ = ["GridRender", "check_one_image", "check_one_theta", "grid_mask", "rasterize_grid", "render_grid_colours"]
 
@@ -37,8 +38,15 @@ def check_one_image(image: torch.Tensor) -> torch.Tensor:
     return image
 
 
-def check_one_theta(theta: torch.Tensor, d: int) -> torch.Tensor:
-    """One θ (6 + D,) or (1, 6 + D), floating point and finite → (6 + D,); else a ShapeError/ValueError."""
+def check_one_theta(theta: Theta | torch.Tensor, stn: STN3DMM) -> torch.Tensor:
+    """One θ for ``stn`` → (6 + D,) in the STN's convention; else a ShapeError/ValueError.
+
+    ``theta`` is a one-image :class:`~mmstn.theta.Theta` (any convention: converted, same s) or a floating
+    point (6 + D,) / (1, 6 + D) tensor already in the STN's convention, finite either way.
+    """
+    d = stn.generator.n_components
+    if isinstance(theta, Theta):
+        theta = stn.generator.theta_tensor(theta)
     if not isinstance(theta, torch.Tensor) or not torch.is_floating_point(theta):
         raise ShapeError(
             f"theta must be a floating-point tensor ({6 + d},) or (1, {6 + d}), got {type(theta).__name__}"
@@ -115,7 +123,7 @@ def rasterize_grid(stn: STN3DMM, theta: torch.Tensor, image_size: int | tuple[in
 @one_thread()
 def render_grid_colours(
     stn: STN3DMM,
-    theta: torch.Tensor,
+    theta: Theta | torch.Tensor,
     colours: torch.Tensor,
     image_size: int | tuple[int, int] = 224,
     *,
@@ -131,7 +139,7 @@ def render_grid_colours(
 
     Args:
         stn: the STN.
-        theta: (6 + D,) or (1, 6 + D).
+        theta: a one-image :class:`~mmstn.theta.Theta`, or (6 + D,) / (1, 6 + D) in the STN's convention.
         colours: (3, G, G) or (G², 3), RGB in [0, 1] (e.g. :attr:`TextureFit.reconstruction_grid`).
         image_size: H = W, or (H, W); taken from ``background`` when given.
         background: optional (3, H, W) image drawn behind (black otherwise).
@@ -142,7 +150,7 @@ def render_grid_colours(
         :class:`GridRender`.
     """
     G = stn.generator.grid_size
-    theta = check_one_theta(theta, stn.generator.n_components)
+    theta = check_one_theta(theta, stn)
     cols = _grid_colours(colours, G)
     if background is not None:
         background = check_one_image(background)

@@ -28,7 +28,8 @@ from mmstn.layers.scale import log_scale_to_scale, scale_rate
 from mmstn.layers.visibility import unoccluded
 from mmstn.render.raster import Fragments, composite, rasterize, render_colours
 from mmstn.render.shading import Lighting, shade_vertices
-from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, split_theta
+from mmstn.runtime import as_numpy
+from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, Theta, split_theta
 
 __all__ = [
     "MeshRender",
@@ -42,21 +43,21 @@ __all__ = [
 ]
 
 
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
-
-def pose_vertices(model, theta: torch.Tensor, scale_base: str | float = "exp"):
+def pose_vertices(model, theta: Theta | torch.Tensor, scale_base: str | float = "exp"):
     """Apply θ = (r, t, logs, α) to any morphable model, in torch (differentiable, batched).
 
     Args:
         model: a :class:`~mmstn.models.MorphableModel`.
-        theta: (B, 6 + D) with D ≤ the model's components.
+        theta: a :class:`~mmstn.theta.Theta` (any convention), or (B, 6 + D) read with ``scale_base``;
+            D ≤ the model's components.
         scale_base: ``"exp"`` (paper) or ``"0.99"`` (authors' code).
 
     Returns:
         (points (B, N, 2) in the label frame, rotated shape (B, N, 3) in mm, scale (B, 1) px/mm).
     """
+    if isinstance(theta, Theta):
+        theta = theta.as_tensor_for(scale_base)
     theta = torch.as_tensor(theta, dtype=model.dtype)
     d = theta.shape[-1] - 6
     r, t, logs, alpha = split_theta(theta, d)
@@ -259,8 +260,13 @@ class SHRender:
     fragments: Fragments
 
 
-def _one_theta(theta) -> np.ndarray:
-    th = _np(theta).astype(np.float64).reshape(-1)
+def _one_theta(theta, scale_base: str | float) -> np.ndarray:
+    """θ of one image as float64 (6 + D,); a :class:`~mmstn.theta.Theta` is written in ``scale_base`` (same s)."""
+    if isinstance(theta, Theta):
+        if len(theta) != 1:
+            raise ShapeError(f"render one face at a time: theta holds {len(theta)} images (index it: theta[i])")
+        theta = theta.as_tensor_for(scale_base)
+    th = as_numpy(theta).astype(np.float64).reshape(-1)
     check_finite("theta", th)
     return th
 
@@ -269,7 +275,7 @@ def _background_hwc(background, image_size: int) -> np.ndarray | None:
     """(3, H, W) or (H, W, 3) in [0, 1] → float64 (H, W, 3); None stays None."""
     if background is None:
         return None
-    bg = _np(background).astype(np.float64)
+    bg = as_numpy(background).astype(np.float64)
     if bg.ndim == 3 and bg.shape[0] == 3 and bg.shape[-1] != 3:
         bg = bg.transpose(1, 2, 0)
     if bg.shape != (image_size, image_size, 3):
@@ -284,7 +290,7 @@ def _image(render: MeshRender) -> torch.Tensor:
 
 def render_face(
     model,
-    theta: torch.Tensor,
+    theta: Theta | torch.Tensor,
     *,
     image_size: int = 224,
     albedo: torch.Tensor | np.ndarray | None = None,
@@ -296,20 +302,21 @@ def render_face(
 
     Args:
         model: the morphable model (its ``colour`` is the default albedo; grey when it has none).
-        theta: (6 + D,) or (1, 6 + D): r (rad), t (label frame px), logs, α.
+        theta: a one-image :class:`~mmstn.theta.Theta` (any convention), or a (6 + D,) / (1, 6 + D) tensor
+            r (rad), t (label frame px), logs, α read with ``scale_base``.
         image_size: H = W in pixels.
         albedo: optional (N, 3) per-vertex albedo in [0, 1] (e.g. a subject's texture).
         lighting: :class:`~mmstn.render.shading.Lighting` (default ``Lighting()``).
         background: optional (3, H, W) or (H, W, 3) image in [0, 1]; black by default.
-        scale_base: how logs maps to the scale (``"exp"`` or ``"0.99"``).
+        scale_base: how a tensor's logs maps to the scale (``"exp"`` or ``"0.99"``).
 
     Returns:
         :class:`RenderedFace`.
     """
     renderer = renderer_for(model)
-    alb = None if albedo is None else _np(albedo).astype(np.float64)
-    out = renderer.render(_one_theta(theta), alb, lighting, image_size, _background_hwc(background, image_size),
-                          scale_base=scale_base)
+    alb = None if albedo is None else as_numpy(albedo).astype(np.float64)
+    out = renderer.render(_one_theta(theta, scale_base), alb, lighting, image_size,
+                          _background_hwc(background, image_size), scale_base=scale_base)
     return RenderedFace(
         image=_image(out),
         mask=out.fragments.mask,
@@ -321,7 +328,7 @@ def render_face(
 
 def render_sh(
     model,
-    theta: torch.Tensor,
+    theta: Theta | torch.Tensor,
     sh: torch.Tensor,
     albedo: torch.Tensor | None = None,
     *,
@@ -336,13 +343,13 @@ def render_sh(
 
     Args:
         model: any :class:`~mmstn.models.MorphableModel` (a grid model too).
-        theta: (6 + D′,) or (1, 6 + D′), D′ ≤ D.
+        theta: a one-image :class:`~mmstn.theta.Theta`, or a (6 + D′,) / (1, 6 + D′) tensor, D′ ≤ D.
         sh: (3, 9) irradiance coefficients (:func:`~mmstn.render.shading.lambert_sh` converts a
             :class:`~mmstn.render.shading.Lighting`).
         albedo: (N, 3) in [0, 1]; default the model's ``colour``.
         image_size: H = W.
         background: optional (3, H, W) image in [0, 1] (black otherwise).
-        scale_base: how logs maps to the scale.
+        scale_base: how a tensor's logs maps to the scale.
 
     Returns:
         :class:`SHRender`.
@@ -352,11 +359,11 @@ def render_sh(
         if model.colour is None:
             raise ValueError(f"model {model.name!r} has no colour; pass albedo=(N, 3)")
         albedo = model.colour
-    alb = _np(albedo).astype(np.float64)
+    alb = as_numpy(albedo).astype(np.float64)
     if alb.shape != (model.n_vertices, 3):
         raise ShapeError(f"albedo must have shape ({model.n_vertices}, 3), got {tuple(alb.shape)}")
     check_finite("albedo", alb)
-    out = renderer_for(model).render(_one_theta(theta), alb, sh, image_size,
+    out = renderer_for(model).render(_one_theta(theta, scale_base), alb, sh, image_size,
                                      _background_hwc(background, image_size), scale_base=scale_base)
     return SHRender(
         image=_image(out),

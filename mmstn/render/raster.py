@@ -13,13 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+
+from mmstn.runtime import as_numpy
 
 __all__ = ["Fragments", "composite", "rasterize", "render_colours"]
 
-
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 @dataclass
@@ -59,8 +57,8 @@ def rasterize(points, triangles, height: int, width: int, *, cull_backfaces: boo
     Returns:
         :class:`Fragments` with the visible triangle, barycentrics and depth per pixel.
     """
-    p = _np(points).astype(np.float64)
-    f = _np(triangles).astype(np.int64)
+    p = as_numpy(points).astype(np.float64)
+    f = as_numpy(triangles).astype(np.int64)
     if p.ndim != 2 or p.shape[1] != 3:
         raise ValueError(f"points must have shape (N, 3), got {p.shape}")
     if f.ndim != 2 or f.shape[1] != 3:
@@ -139,8 +137,8 @@ def rasterize(points, triangles, height: int, width: int, *, cull_backfaces: boo
 
 def render_colours(fragments: Fragments, triangles, vertex_values, background=0.0) -> np.ndarray:
     """Interpolate per-vertex values (N, C) over the visible triangles → image (H, W, C)."""
-    f = _np(triangles).astype(np.int64)
-    vals = _np(vertex_values).astype(np.float64)
+    f = as_numpy(triangles).astype(np.int64)
+    vals = as_numpy(vertex_values).astype(np.float64)
     h, w = fragments.face.shape
     out = np.empty((h, w, vals.shape[1]))
     out[...] = background

@@ -27,6 +27,7 @@ from mmstn.layers.grid import grid_coefficients, grid_to_pixels, labels_to_pixel
 from mmstn.layers.rotation import rodrigues, rodrigues_jacobian
 from mmstn.layers.visibility import grid_normal_z
 from mmstn.models.morphable import MorphableModel
+from mmstn.runtime import as_numpy
 from mmstn.transforms import rotation_from_angles
 from mmstn.viz.mesh import draw_mesh
 from mmstn.viz.style import to_rgb
@@ -53,9 +54,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
 
 def imshow_label_frame(ax: Axes, image: torch.Tensor, ticks: bool = True) -> None:
     """Draw a (C, H, W) image so that label-frame coordinates (1-based x, y up) can be plotted on it directly.
@@ -81,7 +79,7 @@ def _show_grid_image(ax: Axes, img, title: str, **kw) -> None:
     """A G×G array or (C, G, G) tensor, row 0 at the top."""
     if isinstance(img, torch.Tensor) and img.ndim == 3:
         img = to_rgb(img)
-    ax.imshow(_np(img), interpolation="nearest", **kw)
+    ax.imshow(as_numpy(img), interpolation="nearest", **kw)
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -94,14 +92,14 @@ def grid_outline(points: torch.Tensor, grid_size: int) -> np.ndarray:
     the first column upwards: the outline of the flattened region, i.e. of the face.
     """
     g = int(grid_size)
-    p = _np(points).reshape(g, g, -1)[..., :2]
+    p = as_numpy(points).reshape(g, g, -1)[..., :2]
     return np.concatenate([p[0, :], p[1:, -1], p[-1, -2::-1], p[-2::-1, 0]], 0)
 
 
 def _wireframe(ax: Axes, points: torch.Tensor, grid_size: int, step: int, **kw) -> None:
     """Every ``step``-th row and column of the grid as polylines (label-frame points)."""
     g = int(grid_size)
-    p = _np(points).reshape(g, g, 2)
+    p = as_numpy(points).reshape(g, g, 2)
     idx = sorted({*range(0, g, step), g - 1})
     kw = {"lw": 0.5, "color": "cyan", "alpha": 0.8, **kw}
     for i in idx:
@@ -129,7 +127,7 @@ def fig_alpha_effect(
     comps = list(components)
     fig, axes = plt.subplots(len(comps), 3, figsize=(3 * size, len(comps) * size), squeeze=False)
     view = rotation_from_angles(yaw=yaw)
-    centre = _np(grid_model.mean).mean(0)
+    centre = as_numpy(grid_model.mean).mean(0)
     lims = []
     for row, k in enumerate(comps):
         for col, sign in enumerate((-1.0, 1.0)):
@@ -139,7 +137,7 @@ def fig_alpha_effect(
                           colour=grid_model.colour, centre=centre)
             lims.append((v[:, 0].min(), v[:, 0].max(), v[:, 1].min(), v[:, 1].max()))
             axes[row, col].set_title(f"{component_label(grid_model, k)}: α = {sign * amount:+.0f}", fontsize=9)
-        mag = _np(grid_model.basis[k].norm(dim=-1)).reshape(g, g)
+        mag = as_numpy(grid_model.basis[k].norm(dim=-1)).reshape(g, g)
         im = axes[row, 2].imshow(mag, cmap="magma", interpolation="nearest")
         axes[row, 2].set_title(f"‖P_{k + 1}‖ per vertex (mm), G×G", fontsize=9)
         axes[row, 2].axis("off")
@@ -176,7 +174,7 @@ def fig_rotation_effect(grid_model: MorphableModel, angle_deg: float = 25.0, ste
         vel = x @ rodrigues_jacobian(r)[0, i].T  # ∂(R x)/∂r_i for every vertex, mm per radian
         vis = grid_normal_z(xr[None], g)[0] > 0
         m = sel & vis
-        p, d = _np(xr[m]), _np(vel[m])
+        p, d = as_numpy(xr[m]), as_numpy(vel[m])
         ax.quiver(p[:, 0], p[:, 1], d[:, 0], d[:, 1], color="crimson", angles="xy", scale_units="xy", scale=4.0,
                   width=0.006)
         ax.plot([0], [0], "k+", ms=8, mew=1.5)
@@ -196,7 +194,7 @@ def fig_rotate_about_origin(shape: torch.Tensor, rotated: torch.Tensor, size: fl
         shape: (N, 3) X, mm.
         rotated: (N, 3) X′ = R X, mm.
     """
-    x, xr = _np(shape), _np(rotated)
+    x, xr = as_numpy(shape), as_numpy(rotated)
     g = math.isqrt(x.shape[0])
     nose_row = int(np.argmax(x[:, 2])) // g
     c, cr = x.mean(0), xr.mean(0)
@@ -224,7 +222,7 @@ def fig_rotate_about_origin(shape: torch.Tensor, rotated: torch.Tensor, size: fl
 
 def fig_projection(rotated: torch.Tensor, every: int = 3, size: float = 3.4) -> Figure:
     """Layer 4: orthographic projection keeps (x′, y′) and drops the depth z′ (shown as colour)."""
-    x = _np(rotated)[::every]
+    x = as_numpy(rotated)[::every]
     fig, axes = plt.subplots(1, 2, figsize=(2 * size + 0.6, size))
     vmin, vmax = x[:, 2].min(), x[:, 2].max()
     axes[0].scatter(x[:, 2], x[:, 1], s=1, c=x[:, 2], cmap="viridis", vmin=vmin, vmax=vmax)
@@ -336,12 +334,12 @@ def fig_label_frames(size: int = 4, fig_size: float = 4.2) -> Figure:
     cols, rows = np.meshgrid(np.arange(w), np.arange(h))
     lab = torch.tensor(np.stack([cols.ravel() + 1, h - rows.ravel()], -1), dtype=torch.float64)
     ax.plot(cols.ravel(), rows.ravel(), "ko", ms=4)
-    for (x0, y0), (xl, yl) in zip(np.stack([cols.ravel(), rows.ravel()], -1), _np(lab), strict=True):
+    for (x0, y0), (xl, yl) in zip(np.stack([cols.ravel(), rows.ravel()], -1), as_numpy(lab), strict=True):
         ax.text(x0, y0 - 0.12, f"({xl:.0f}, {yl:.0f})", ha="center", va="bottom", fontsize=8)
     for frame, colour, marker in (("pixel", "tab:blue", "s"), ("matconvnet", "tab:red", "x")):
         ox, dx, oy, dy = grid_coefficients(frame, (h, w))
         gx, gy = (lab[:, 0] - ox) / dx, (oy - lab[:, 1]) / dy
-        read = _np(grid_to_pixels(torch.stack([gx, gy], -1), (h, w)))
+        read = as_numpy(grid_to_pixels(torch.stack([gx, gy], -1), (h, w)))
         ax.plot(read[:, 0], read[:, 1], marker, color=colour, ms=7, mfc="none", mew=1.5,
                 label=f"read with the {frame!r} normalisation")
     ax.set_xlim(-0.6, w - 0.4)
@@ -369,7 +367,7 @@ def fig_sampling_grid(image: torch.Tensor, points: torch.Tensor, grid: torch.Ten
         points: (N, 2) label-frame points; grid: (G, G, 2).
     """
     g = grid.shape[0]
-    p = _np(points).reshape(g, g, 2)
+    p = as_numpy(points).reshape(g, g, 2)
     fig, axes = plt.subplots(1, 3, figsize=(3 * size + 0.8, size))
     imshow_label_frame(axes[0], image)
     rr, cc = np.meshgrid(np.arange(0, g, step), np.arange(0, g, step), indexing="ij")
@@ -379,7 +377,7 @@ def fig_sampling_grid(image: torch.Tensor, points: torch.Tensor, grid: torch.Ten
     axes[0].legend(fontsize=7, loc="lower right")
     axes[0].set_title("grid vertices, coloured by column", fontsize=9)
     for ax, ch, name in ((axes[1], 0, "g_x = grid[row, col, 0]"), (axes[2], 1, "g_y = grid[row, col, 1]")):
-        im = ax.imshow(_np(grid[..., ch]), cmap="coolwarm", vmin=-1, vmax=1, interpolation="nearest")
+        im = ax.imshow(as_numpy(grid[..., ch]), cmap="coolwarm", vmin=-1, vmax=1, interpolation="nearest")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("col", fontsize=8)
         ax.set_ylabel("row", fontsize=8)
@@ -406,7 +404,7 @@ def fig_generator_configs(image: torch.Tensor, points: torch.Tensor, reads: Mapp
     fig, axes = plt.subplots(1, 2, figsize=(2 * size + 0.6, size))
     ax = axes[0]
     ax.imshow(to_rgb(image), interpolation="nearest")
-    p = _np(points)
+    p = as_numpy(points)
     cx, cy = (p.mean(0) if zoom is None else np.asarray(zoom, dtype=float))
     x0c, y0c = cx - 1, h - cy  # 0-based pixel coordinates of the zoom centre
     ax.set_xlim(x0c - half - 0.5, x0c + half + 0.5)
@@ -415,8 +413,8 @@ def fig_generator_configs(image: torch.Tensor, points: torch.Tensor, reads: Mapp
         ax.axvline(v, color="w", lw=0.5, alpha=0.7)
     for v in np.arange(math.floor(y0c - half) - 0.5, y0c + half + 1):
         ax.axhline(v, color="w", lw=0.5, alpha=0.7)
-    px = _np(labels_to_pixels(torch.as_tensor(points, dtype=torch.float64), h))
-    a, b = _np(r1).reshape(-1, 2), _np(r2).reshape(-1, 2)
+    px = as_numpy(labels_to_pixels(torch.as_tensor(points, dtype=torch.float64), h))
+    a, b = as_numpy(r1).reshape(-1, 2), as_numpy(r2).reshape(-1, 2)
     inside = (np.abs(px[:, 0] - x0c) < half) & (np.abs(px[:, 1] - y0c) < half)
     ax.plot(px[inside, 0], px[inside, 1], "k.", ms=4, label="label point (as a pixel position)")
     ax.plot(a[inside, 0], a[inside, 1], "s", color="tab:blue", mfc="none", ms=5, label=f"read: {n1}")
@@ -425,7 +423,7 @@ def fig_generator_configs(image: torch.Tensor, points: torch.Tensor, reads: Mapp
     ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.04), frameon=False)
     ax.set_xticks([])
     ax.set_yticks([])
-    d = np.linalg.norm(_np(r1) - _np(r2), axis=-1)
+    d = np.linalg.norm(as_numpy(r1) - as_numpy(r2), axis=-1)
     im = axes[1].imshow(d, cmap="magma", interpolation="nearest", vmin=0, vmax=max(1.0, float(d.max())))
     axes[1].set_title(f"|read({n1}) − read({n2})| (px), G×G", fontsize=9)
     axes[1].axis("off")
@@ -498,7 +496,7 @@ def fig_sampling(image: torch.Tensor, points: torch.Tensor, sampled: Mapping[str
     axes[0].set_title("the grid over the input", fontsize=9)
     _show_grid_image(axes[1], v1, f"V = sampler(U, grid), {n1}")
     diff = (v1 - v2).abs().amax(0)
-    im = axes[2].imshow(_np(diff), cmap="magma", interpolation="nearest", vmin=0)
+    im = axes[2].imshow(as_numpy(diff), cmap="magma", interpolation="nearest", vmin=0)
     axes[2].set_title(f"|V({n1}) − V({n2})|", fontsize=9)
     axes[2].axis("off")
     fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
@@ -521,8 +519,8 @@ def fig_visibility_compare(backface: torch.Tensor, exact: torch.Tensor, image: t
     """
     n = backface.numel()
     g = math.isqrt(n)
-    bf = _np(backface.reshape(g, g)).astype(bool)
-    ex = _np(exact.reshape(g, g)).astype(bool)
+    bf = as_numpy(backface.reshape(g, g)).astype(bool)
+    ex = as_numpy(exact.reshape(g, g)).astype(bool)
     cmp_img = np.zeros((g, g, 3))
     cmp_img[bf & ex] = 1.0
     cmp_img[bf & ~ex] = (0.85, 0.1, 0.1)
@@ -535,7 +533,7 @@ def fig_visibility_compare(backface: torch.Tensor, exact: torch.Tensor, image: t
     _show_grid_image(axes[2], cmp_img, f"disagree: {100 * frac:.1f} % of vertices")
     if panels == 4:
         imshow_label_frame(axes[3], image, ticks=False)
-        p = _np(points).reshape(g, g, 2)
+        p = as_numpy(points).reshape(g, g, 2)
         for m, colour in ((bf & ~ex, "red"), (~bf & ex, "blue")):
             axes[3].scatter(p[m][:, 0], p[m][:, 1], s=1.5, c=colour)
         axes[3].set_title("mislabelled vertices on the image", fontsize=9)
@@ -581,8 +579,8 @@ def fig_stn_strip(images: torch.Tensor | Sequence[torch.Tensor], outputs: Sequen
         step = max(1, g // n_points)
         imshow_label_frame(axes[i, 0], img, ticks=False)
         imshow_label_frame(axes[i, 1], img, ticks=False)
-        p = _np(out.points[0]).reshape(g, g, 2)
-        m = _np(out.mask[0, 0]).astype(bool)
+        p = as_numpy(out.points[0]).reshape(g, g, 2)
+        m = as_numpy(out.mask[0, 0]).astype(bool)
         sub = np.zeros((g, g), dtype=bool)
         sub[::step, ::step] = True
         dense = np.zeros((g, g), dtype=bool)

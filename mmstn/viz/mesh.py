@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
@@ -17,9 +16,6 @@ from mmstn import runtime
 
 __all__ = ["draw_mesh", "save_figure"]
 
-
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 def draw_mesh(
@@ -48,8 +44,8 @@ def draw_mesh(
     Returns:
         The viewed vertices, array (N, 3) after rotation, for overlaying landmarks.
     """
-    v = _np(vertices).astype(np.float64)
-    f = _np(triangles).astype(np.int64)
+    v = runtime.as_numpy(vertices).astype(np.float64)
+    f = runtime.as_numpy(triangles).astype(np.int64)
     c0 = v.mean(0) if centre is None else np.asarray(centre, dtype=np.float64)
     if R is not None:
         v = (v - c0) @ np.asarray(R, dtype=np.float64).T + c0
@@ -61,7 +57,7 @@ def draw_mesh(
     ldir /= np.linalg.norm(ldir)
     lambert = np.clip(n @ ldir, 0.0, 1.0)
     shade = np.clip(ambient + (1 - ambient) * lambert, 0, 1)[:, None]
-    albedo = np.full((len(f), 3), 0.78) if colour is None else _np(colour)[f].mean(1)
+    albedo = np.full((len(f), 3), 0.78) if colour is None else runtime.as_numpy(colour)[f].mean(1)
     rgb = np.clip(albedo * shade, 0, 1)
     order = np.argsort(p[:, :, 2].mean(1))  # painter's algorithm: far faces first
     order = order[front[order]]

@@ -12,7 +12,6 @@ the yaw.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import ipywidgets as widgets
@@ -21,8 +20,9 @@ import numpy as np
 import torch
 
 from mmstn.models.morphable import MorphableModel
-from mmstn.stn import STN3DMM, STNOutput, make_theta, split_theta
-from mmstn.transforms import angles_to_axis_angle, axis_angle_to_angles
+from mmstn.render import Lighting, render_face
+from mmstn.stn import STN3DMM, STNOutput
+from mmstn.theta import Theta
 from mmstn.viz.layer_figures import _wireframe, imshow_label_frame
 from mmstn.viz.mesh import figure_to_png
 from mmstn.viz.style import to_rgb
@@ -34,13 +34,11 @@ POSE_SLIDERS: tuple[str, ...] = ("yaw", "pitch", "roll", "scale", "tx", "ty")
 
 
 def default_theta(stn: STN3DMM, yaw: float = 25.0, scale: float = 0.8, t: tuple[float, float] = (112.0, 108.0)
-                  ) -> torch.Tensor:
-    """θ (1, 6 + D) for a face at ``yaw`` degrees, ``scale`` px/mm and translation ``t`` with α = 0, written with
-    the STN's own scale base (logs = ln(s)/κ)."""
-    d = stn.generator.n_components
-    r = torch.as_tensor(angles_to_axis_angle(yaw, 0.0, 0.0), dtype=torch.float32)[None]
-    logs = torch.tensor([[math.log(scale) / stn.config.scale_rate]])
-    return make_theta(r, torch.tensor([t]), logs, torch.zeros(1, d))
+                  ) -> Theta:
+    """θ (one image) for a face at ``yaw`` degrees, ``scale`` px/mm and label-frame translation ``t`` with α = 0,
+    in the STN's own convention (logs = ln(s)/κ)."""
+    return Theta.from_euler(yaw, 0.0, 0.0, t, scale=scale, n_components=stn.generator.n_components,
+                            convention=stn.config, dtype=stn.generator.morphable.mean.dtype)
 
 
 @dataclass
@@ -70,26 +68,25 @@ class STNExplorer:
     output: STNOutput | None = field(default=None, repr=False)
 
     @property
-    def theta(self) -> torch.Tensor:
-        """θ (1, 6 + D) set by the sliders, in the STN's dtype (unset coefficients are 0)."""
+    def theta(self) -> Theta:
+        """θ (one image) set by the sliders, in the STN's convention and dtype (unset coefficients are 0)."""
         s = self.sliders
-        r = torch.as_tensor(angles_to_axis_angle(s["yaw"].value, s["pitch"].value, s["roll"].value))[None]
-        t = torch.tensor([[s["tx"].value, s["ty"].value]], dtype=torch.float64)
-        logs = torch.tensor([[math.log(s["scale"].value) / self.stn.config.scale_rate]], dtype=torch.float64)
         alpha = torch.zeros(1, self.stn.generator.n_components, dtype=torch.float64)
         for name, slider in s.items():
             if name.startswith("alpha"):
                 alpha[0, int(name[5:]) - 1] = slider.value
-        return make_theta(r, t, logs, alpha).to(self.stn.generator.morphable.mean.dtype)
+        return Theta.from_euler(s["yaw"].value, s["pitch"].value, s["roll"].value, (s["tx"].value, s["ty"].value),
+                                scale=s["scale"].value, alpha=alpha, convention=self.stn.config,
+                                dtype=self.stn.generator.morphable.mean.dtype)
 
-    def set_theta(self, theta: torch.Tensor) -> None:
-        """Move the sliders to θ ((6 + D,) or (1, 6 + D)) without redrawing in between; then redraw once."""
-        theta = torch.as_tensor(theta).reshape(1, -1).double()
-        r, t, logs, alpha = split_theta(theta, self.stn.generator.n_components)
-        yaw, pitch, roll = axis_angle_to_angles(r[0].numpy())
-        values = {"yaw": yaw, "pitch": pitch, "roll": roll, "tx": float(t[0, 0]), "ty": float(t[0, 1]),
-                  "scale": math.exp(self.stn.config.scale_rate * float(logs[0, 0]))}
-        values.update({n: float(alpha[0, int(n[5:]) - 1]) for n in self.sliders if n.startswith("alpha")})
+    def set_theta(self, theta: Theta | torch.Tensor) -> None:
+        """Move the sliders to θ (a one-image Theta, or a (6 + D,) / (1, 6 + D) tensor in the STN's convention)
+        without redrawing in between; then redraw once."""
+        p = self.stn.generator.theta_params(theta).detach().to(torch.float64)
+        yaw, pitch, roll = (float(a[0]) for a in p.to_euler())
+        values = {"yaw": yaw, "pitch": pitch, "roll": roll, "tx": float(p.t[0, 0]), "ty": float(p.t[0, 1]),
+                  "scale": float(p.scale[0, 0])}
+        values.update({n: float(p.alpha[0, int(n[5:]) - 1]) for n in self.sliders if n.startswith("alpha")})
         for name, slider in self.sliders.items():
             slider.unobserve(self.render, names="value")
             slider.value = round(float(np.clip(values[name], slider.min, slider.max)), 4)
@@ -125,7 +122,7 @@ class STNExplorer:
             ax.set_yticks([])
         fig.tight_layout()
         self.image.value = figure_to_png(fig, dpi=72)
-        r, t, logs, alpha = split_theta(theta.double(), self.stn.generator.n_components)
+        r, t, logs, alpha = (x.double() for x in (theta.r, theta.t, theta.logs, theta.alpha))
         self.status.value = (
             f"θ: r = ({', '.join(f'{v:+.3f}' for v in r[0].tolist())}) rad, t = ({t[0, 0]:.0f}, {t[0, 1]:.0f}), "
             f"logs = {logs[0, 0]:+.3f}, α = ({', '.join(f'{v:+.2f}' for v in alpha[0, :4].tolist())}"
@@ -137,9 +134,9 @@ class STNExplorer:
 def stn_explorer(
     stn: STN3DMM,
     source: MorphableModel | torch.Tensor,
-    theta: torch.Tensor | None = None,
+    theta: Theta | torch.Tensor | None = None,
     *,
-    lighting=None,
+    lighting: Lighting | None = None,
     n_shape: int = 3,
     n_points: int = 16,
     image_size: int = 224,
@@ -150,7 +147,8 @@ def stn_explorer(
         stn: the STN (on a grid model).
         source: a morphable model to render (with :func:`mmstn.render.render_face` at ``theta``, in the STN's
             scale base), or a fixed (C, H, W) image in [0, 1].
-        theta: the starting θ ((6 + D,) or (1, 6 + D)); for a model it is also the rendered pose. Default
+        theta: the starting θ: a one-image :class:`~mmstn.theta.Theta` (any convention), or a (6 + D,) /
+            (1, 6 + D) tensor in the STN's convention; for a model it is also the rendered pose. Default
             :func:`default_theta` (yaw 25°).
         lighting: a :class:`mmstn.render.Lighting` for the rendering (default: soft light from the front).
         n_shape: how many coefficient sliders (α_1 ... α_n_shape).
@@ -160,12 +158,10 @@ def stn_explorer(
     Returns:
         :class:`STNExplorer`; display ``.widget``.
     """
-    theta = default_theta(stn) if theta is None else torch.as_tensor(theta).reshape(1, -1)
+    theta = stn.generator.theta_params(default_theta(stn) if theta is None else theta)
     if isinstance(source, MorphableModel):
-        from mmstn.render import Lighting, render_face
-
         light = Lighting(ambient=0.6, diffuse=0.5, direction=(0.3, 0.4, 1.0)) if lighting is None else lighting
-        image = render_face(source, theta.to(source.dtype), image_size=image_size, lighting=light,
+        image = render_face(source, theta.tensor().to(source.dtype), image_size=image_size, lighting=light,
                             scale_base=stn.config.scale_base).image
     else:
         image = torch.as_tensor(source)

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.colors import TwoSlopeNorm
@@ -21,6 +20,7 @@ from matplotlib.figure import Figure
 from mmstn.layers.grid import grid_triangles
 from mmstn.models.landmarks import flip_permutation
 from mmstn.models.morphable import MorphableModel
+from mmstn.runtime import as_numpy
 from mmstn.transforms import rotation_from_angles
 from mmstn.uv.embedding import UVEmbedding, boundary_sides
 from mmstn.uv.images import flattened_colour, geometry_image, grid_size
@@ -60,12 +60,9 @@ _WEIGHT_TITLES = {
 }
 
 
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
 
 def _mesh(model: MorphableModel) -> tuple[np.ndarray, np.ndarray]:
-    return _np(model.mean).astype(np.float64), _np(model.triangles).astype(np.int64)
+    return as_numpy(model.mean).astype(np.float64), as_numpy(model.triangles).astype(np.int64)
 
 
 def _edges(F: np.ndarray) -> np.ndarray:
@@ -99,7 +96,7 @@ def _uv_axes(ax: Axes, title: str | None = None, xlim=(0.0, 1.0), ylim=(0.0, 1.0
 
 
 def _vertex_colours(model: MorphableModel) -> np.ndarray:
-    return np.full((model.n_vertices, 3), 0.78) if model.colour is None else np.clip(_np(model.colour), 0, 1)
+    return np.full((model.n_vertices, 3), 0.78) if model.colour is None else np.clip(as_numpy(model.colour), 0, 1)
 
 
 def _draw_sides(ax: Axes, xy: np.ndarray, emb: UVEmbedding, lw: float = 2.2, labels: bool = True,
@@ -275,13 +272,13 @@ def fig_grid_layout(uv: np.ndarray, triangles, G: int, colour=None, n_zoom: int 
     (numbers at the centroids, arrows along the winding), drawn as seen from the front (u right, v up).
     """
     uv = np.asarray(uv, dtype=np.float64)
-    F = _np(triangles).astype(np.int64)
+    F = as_numpy(triangles).astype(np.int64)
     fig, axes = plt.subplots(1, 2, figsize=(2 * size, size))
     ax = axes[0]
     if colour is None:
         _draw_uv_edges(ax, uv, F, colour="0.6", lw=0.2)
     else:
-        _fill_uv(ax, uv, F, facecolors=np.clip(_np(colour), 0, 1)[F].mean(1))
+        _fill_uv(ax, uv, F, facecolors=np.clip(as_numpy(colour), 0, 1)[F].mean(1))
     g = grid_uv(G)
     ax.scatter(g[:, 0], g[:, 1], s=max(0.25, 60.0 / G), c="k", alpha=0.7, linewidths=0, zorder=3)
     for k, (dx, dy, ha) in {0: (6, -6, "left"), G - 1: (-6, -6, "right"), G * (G - 1): (6, 6, "left"),
@@ -343,7 +340,7 @@ def fig_grid_model(model: MorphableModel, grid_model: MorphableModel, every: int
     axes[1].set_title(f"resampled: {G}×{G} = {G * G} vertices,\n{grid_model.n_triangles} triangles", fontsize=9)
     R = rotation_from_angles(yaw=40)
     v = draw_mesh(axes[2], grid_model.mean, grid_model.triangles, R=R, colour=grid_model.colour)
-    T = _np(grid_model.triangles).astype(np.int64)
+    T = as_numpy(grid_model.triangles).astype(np.int64)
     p = v[T]
     fn = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
     vn = np.zeros_like(v)
@@ -411,8 +408,8 @@ def fig_grid_landmarks(model: MorphableModel, uv: np.ndarray, grid_model: Morpha
     uv = np.asarray(uv, dtype=np.float64)
     _, F = _mesh(model)
     G = grid_size(grid_model)
-    src = _np(model.landmarks[key]).astype(np.int64)
-    dst = _np(grid_model.landmarks[key]).astype(np.int64)
+    src = as_numpy(model.landmarks[key]).astype(np.int64)
+    dst = as_numpy(grid_model.landmarks[key]).astype(np.int64)
     ok = (src >= 0) & (dst >= 0)
     g = grid_uv(G)
     fig, axes = plt.subplots(1, 2, figsize=(2 * size, size * 1.05))
