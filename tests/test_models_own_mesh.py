@@ -6,6 +6,7 @@ flaws of real scans (open eyes and mouth, an asymmetric cheek, a stray speck), e
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -114,3 +115,37 @@ def test_mesh_in_centimetres_names_the_unit(scans, tmp_path) -> None:
         load_model(path, verbose=False)
     again = load_mesh(path, units="cm")
     np.testing.assert_allclose(again.mean.numpy(), first.mean.numpy(), rtol=1e-5, atol=1e-4)
+
+
+def _bad_meshes() -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
+    """Meshes the UV command must refuse: (V, F, what the message must name), each made from the ICT mean."""
+    ict = ict_face_model()
+    V, F = ict.mean.numpy().astype(np.float64), ict.triangles.numpy()
+    mid = np.flatnonzero(ict.mirror.numpy() == np.arange(len(V)))
+    und, counts = np.unique(np.sort(np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]]), 1), axis=0,
+                            return_counts=True)
+    a, b = und[np.flatnonzero(np.isin(und, mid).all(1) & (counts == 2))[0]]  # an interior midline edge
+    fin = V[[a, b]].mean(0) + np.array([0.0, 0.0, 5.0])
+    opened = np.arange(len(V)) < len(V) - 3  # drop the fan centres: eyes and mouth open again
+    _, F_open, _ = mt.crop(V, F, opened, largest=False)
+    return {
+        "two_pieces": (np.concatenate([V, V * 0.3 + np.array([0.0, 300.0, 0.0])]), np.concatenate([F, F + len(V)]),
+                       r"several.*meshtools\.crop"),
+        "fin": (np.concatenate([V, [fin]]), np.concatenate([F, [[a, b, len(V)]]]), r"non-manifold.*meshtools\.crop"),
+        "open_eyes": (V[opened], F_open, r"boundary loops.*close_holes"),
+        "off_centre": (V + np.array([20.0, 0.0, 0.0]), F, r"no mirror partner.*symmetrise"),
+    }
+
+
+@pytest.mark.parametrize("case", ["two_pieces", "fin", "open_eyes", "off_centre"])
+def test_uv_command_refuses_a_bad_mesh_by_name_and_writes_nothing(case, tmp_path, capsys) -> None:
+    from mmstn.uv.__main__ import main
+
+    V, F, expected = _bad_meshes()[case]
+    path = tmp_path / f"{case}.obj"
+    trimesh.Trimesh(V, F, process=False).export(path)
+    out = tmp_path / "UV.mat"
+    assert main([str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}") and re.search(expected, err), err
+    assert list(tmp_path.iterdir()) == [path]  # no UV.mat, no partial file

@@ -72,6 +72,26 @@ def test_write_bfm_uv_round_trips_in_the_authors_format(tmp_path):
         write_bfm_uv(tmp_path / "bad.mat", uv[:, :1])
 
 
+def test_write_bfm_uv_leaves_nothing_half_written(tmp_path, monkeypatch):
+    import scipy.io
+
+    from mmstn.models.authors import write_bfm_uv
+
+    uv = np.random.default_rng(1).random((9, 2))
+    path = write_bfm_uv(tmp_path / "UV", uv)  # no .mat suffix: the file keeps the name it was given
+    assert path == tmp_path / "UV" and path.is_file()
+    old = path.read_bytes()
+
+    def interrupted(fh, *args, **kwargs):
+        fh.write(b"MATLAB 5.0 half a header")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scipy.io, "savemat", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_bfm_uv(path, uv * 0.5)
+    assert path.read_bytes() == old and sorted(tmp_path.iterdir()) == [path]  # the old file intact, no partial
+
+
 def test_uv_cli_writes_the_symmetric_flattening_of_any_model(tmp_path):
     import numpy as np
 

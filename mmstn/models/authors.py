@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -110,7 +111,13 @@ def write_bfm_uv(path: str | Path, uv: np.ndarray) -> Path:
         raise ValueError("uv must be finite and lie in [0, 1] (the unit square of the flattening)")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    savemat(path, {"UV": uv}, do_compression=True, oned_as="column")
+    partial = path.with_name(path.name + ".partial")
+    try:  # written beside the target and renamed, so an interrupted write leaves no half file under its name
+        with open(partial, "wb") as fh:  # a file object: savemat would append ".mat" to a name without it
+            savemat(fh, {"UV": uv}, do_compression=True, oned_as="column")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 

@@ -39,8 +39,12 @@ def _edges(F: np.ndarray) -> np.ndarray:
     return np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]])
 
 
-def check_mesh(V: np.ndarray, F: np.ndarray, *, name: str = "mesh") -> None:
-    """Raise :class:`MeshError` for NaN coordinates, bad indices, degenerate or non-manifold triangles."""
+def check_mesh(V: np.ndarray, F: np.ndarray, *, name: str = "mesh", one_piece: bool = False) -> None:
+    """Raise :class:`MeshError` for NaN coordinates, bad indices, degenerate or non-manifold triangles.
+
+    With ``one_piece`` (what a flattening needs) also for vertices in no triangle and for a mesh of several
+    edge-connected pieces. Each message names the tool that fixes it.
+    """
     V = np.asarray(V, dtype=np.float64)
     F = np.asarray(F, dtype=np.int64)
     if V.ndim != 2 or V.shape[1] != 3 or F.ndim != 2 or F.shape[1] != 3:
@@ -70,6 +74,22 @@ def check_mesh(V: np.ndarray, F: np.ndarray, *, name: str = "mesh") -> None:
         raise MeshError(
             f"{name}: {int((counts > 2).sum())} non-manifold edges (shared by 3+ triangles); "
             "crop the region with meshtools.crop or repair the mesh in a mesh editor"
+        )
+    if not one_piece:
+        return
+    used = np.zeros(len(V), bool)
+    used[F.ravel()] = True
+    if not used.all():
+        raise MeshError(
+            f"{name}: {int((~used).sum())} of {len(V)} vertices belong to no triangle (e.g. vertex "
+            f"{int(np.argmin(used))}); drop them with meshtools.crop(V, F, np.ones(len(V), bool))"
+        )
+    keep = largest_component(F, len(V))
+    if not keep.all():
+        raise MeshError(
+            f"{name}: {len(V) - int(keep.sum())} of {len(V)} vertices lie outside the largest connected piece "
+            "(the mesh has several); keep the largest with meshtools.crop(V, F, np.ones(len(V), bool)), which "
+            "also returns the kept vertex ids for the basis and landmarks"
         )
 
 

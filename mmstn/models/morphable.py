@@ -24,13 +24,21 @@ import torch
 
 from mmstn.errors import ModelFileError, ShapeError, check_file, check_finite, check_finite_field
 
-__all__ = ["UNIT_SCALE", "MorphableModel", "check_units", "sample_alpha"]
+__all__ = ["UNIT_SCALE", "MorphableModel", "UnitsError", "check_units", "sample_alpha"]
 
 _NPZ_FORMAT = "mmstn-morphable-model"
 _NPZ_VERSION = 1
 
 #: Millimetres per unit, for the ``units`` argument of :meth:`MorphableModel.from_arrays` and mesh loading.
 UNIT_SCALE: dict[str, float] = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
+
+
+class UnitsError(ValueError):
+    """A mesh whose size says another length unit than the one stated; ``guess`` is the likely unit or None."""
+
+    def __init__(self, message: str, guess: str | None) -> None:
+        super().__init__(message)
+        self.guess = guess
 
 
 def check_units(mean, units: str = "mm", where: str = "mean") -> float:
@@ -48,7 +56,8 @@ def check_units(mean, units: str = "mm", where: str = "mean") -> float:
         Millimetres per input unit (1, 10 or 1000).
 
     Raises:
-        ValueError: unknown unit, or a size that says another unit (naming it and ``units=...``).
+        ValueError: unknown unit; :class:`UnitsError` (a ValueError) for a size that says another unit (naming
+            it and ``units=...``).
     """
     if units not in UNIT_SCALE:
         raise ValueError(f"units={units!r} is not known; use one of {sorted(UNIT_SCALE)}")
@@ -64,9 +73,10 @@ def check_units(mean, units: str = "mm", where: str = "mean") -> float:
             else "no unit among mm, cm, m gives a face-sized mesh; check the scale of the data"
         )
         as_mm = f" ({width:g} mm)" if units != "mm" else ""
-        raise ValueError(
+        raise UnitsError(
             f"{where}: the mesh is {raw:g} {units}{as_mm} across (largest bounding-box side), but a face is about "
-            f"120-200 mm; {hint}"
+            f"120-200 mm; {hint}",
+            guess,
         )
     return UNIT_SCALE[units]
 

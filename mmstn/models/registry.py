@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mmstn.errors import ModelFileError, check_file, check_finite_field
-from mmstn.models.morphable import MorphableModel
+from mmstn.models.morphable import MorphableModel, UnitsError
 from mmstn.runtime import data_dir
 
 __all__ = ["MODEL_NAMES", "available_models", "load_mesh", "load_model"]
@@ -233,12 +233,13 @@ def load_mesh(path: str | Path, *, units: str = "mm", name: str | None = None) -
         return MorphableModel.from_arrays(
             vertices, faces, uv=uv, units=units, name=name or path.stem, source=str(path)
         )
+    except UnitsError as exc:
+        fix = (f"Load it with mmstn.models.load_mesh({str(path)!r}, units={exc.guess!r})" if exc.guess
+               else "Rescale the mesh to millimetres")
+        raise ModelFileError(path, str(exc), fix) from exc
     except ValueError as exc:
         raise ModelFileError(
-            path,
-            str(exc),
-            "Fix the mesh (see mmstn.models.meshtools), or state its unit: "
-            f"mmstn.models.load_mesh({str(path)!r}, units='cm')",
+            path, str(exc), "Repair the mesh: mmstn.models.meshtools.check_mesh names the problem, crop removes parts"
         ) from exc
 
 

@@ -5,6 +5,10 @@ MODEL is anything :func:`mmstn.models.registry.load_model` takes: a name (``bfm2
 or a file (BFM ``.mat`` / ``.h5``, Surrey ``.bin``, ``.npz``, OBJ or PLY). The model needs a mirror map
 (the BFMs, the Surrey model and the shipped ICT face have one; a plain mesh gets one from
 :func:`mmstn.models.meshtools.mirror_map`).
+
+A mesh in several pieces, with non-manifold edges, holes or no symmetry plane is refused with exit status 2 and
+one line naming the file, the problem and the :mod:`mmstn.models.meshtools` function that fixes it; nothing is
+written then (the file is written beside its target and renamed, so an interrupted run leaves none either).
 """
 
 from __future__ import annotations
@@ -37,15 +41,20 @@ def main(argv: list[str] | None = None) -> int:
     if model.mirror is None:
         from dataclasses import replace
 
-        from mmstn.models.meshtools import MeshError, mirror_map
+        from mmstn.models.meshtools import MeshError, check_mesh, mirror_map
 
-        try:
+        try:  # the mesh's own problems first: a second piece or a fin also breaks the symmetry search
+            check_mesh(model.mean.numpy(), model.triangles.numpy(), name="the mesh", one_piece=True)
             mirror = mirror_map(model.mean.numpy(), model.triangles.numpy())
         except MeshError as exc:
             print(f"error: {args.model}: {exc}", file=sys.stderr)
             return 2
         model = replace(model, mirror=mirror)
-    emb = symmetric_tutte(model, weights=args.weights)
+    try:
+        emb = symmetric_tutte(model, weights=args.weights)
+    except ValueError as exc:  # MeshError included: each message names the meshtools function that fixes it
+        print(f"error: {args.model}: cannot flatten it: {exc}", file=sys.stderr)
+        return 2
     write_bfm_uv(args.out, emb.uv)
     print(f"wrote {args.out}: UV {emb.uv.shape[0]}×2 ({args.weights} weights) for {model.name}")
     return 0

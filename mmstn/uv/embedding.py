@@ -45,7 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-from mmstn.models.meshtools import boundary_loops
+from mmstn.models.meshtools import boundary_loops, check_mesh
 from mmstn.models.morphable import MorphableModel
 from mmstn.uv.laplacian import Weighting, laplacian_from_weights, weight_matrix
 from mmstn.uv.quality import UVQuality, uv_quality
@@ -235,6 +235,7 @@ def _solve_harmonic(W: sp.csr_matrix, interior: np.ndarray, bnd: np.ndarray, ub:
 
 def _half_structure(V: np.ndarray, F: np.ndarray, mirror: np.ndarray) -> dict[str, object]:
     """Classify vertices and triangles, extract the half, its boundary loop and the midline order."""
+    check_mesh(V, F, name="the mesh to flatten", one_piece=True)
     n = V.shape[0]
     idx = np.arange(n)
     mid = mirror == idx
