@@ -69,7 +69,8 @@ def check_mesh(V: np.ndarray, F: np.ndarray, *, name: str = "mesh", one_piece: b
             "drop them with meshtools.crop(V, F[area > 0], ...) before building the model"
         )
     und = np.sort(_edges(F), axis=1)
-    _, counts = np.unique(und, axis=0, return_counts=True)
+    # one int64 key per undirected edge: a 1-D unique is ~20x faster than np.unique(axis=0) on rows
+    _, counts = np.unique(und[:, 0] * len(V) + und[:, 1], return_counts=True)
     if (counts > 2).any():
         raise MeshError(
             f"{name}: {int((counts > 2).sum())} non-manifold edges (shared by 3+ triangles); "
@@ -109,15 +110,16 @@ def boundary_loops(F: np.ndarray) -> list[np.ndarray]:
     n = int(F.max()) + 1
     a = F.ravel()
     b = F[:, [1, 2, 0]].ravel()
-    key = a * n + b
-    if np.unique(key).size != key.size:
+    key = np.sort(a * n + b)  # sorted once: duplicates are neighbours, membership is a binary search
+    if (key[1:] == key[:-1]).any():
         raise MeshError(
             "a directed edge occurs twice: the triangles are not consistently oriented or an edge is non-manifold; "
             "check the mesh with meshtools.check_mesh and re-orient or crop it (meshtools.crop)"
         )
-    boundary = ~np.isin(b * n + a, key)
+    twin = b * n + a
+    boundary = key[np.minimum(np.searchsorted(key, twin), key.size - 1)] != twin
     ba, bb = a[boundary], b[boundary]
-    if np.unique(ba).size != ba.size:
+    if ba.size and np.bincount(ba).max() > 1:
         raise MeshError(
             "a boundary vertex starts two boundary edges (a pinched, 'bow-tie' vertex): the surface is not a disk "
             "there; crop the region with meshtools.crop"
