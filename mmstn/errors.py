@@ -16,7 +16,8 @@ class ModelFileError(ValueError):
     def __init__(self, path: str | Path, problem: str, hint: str | None = None) -> None:
         self.path = Path(path)
         msg = f"{self.path}: {problem}"
-        msg += f". {hint}" if hint else f". See {DATA_README} for where to get this file and where to put it."
+        msg += "" if msg.endswith((".", "?", "!")) else "."  # one full stop, also after a question
+        msg += f" {hint}" if hint else f" See {DATA_README} for where to get this file and where to put it."
         super().__init__(msg)
 
 
