@@ -11,6 +11,8 @@ import torch
 
 from mmstn.errors import ShapeError
 from mmstn.models.morphable import MorphableModel
+from mmstn.reconstruction import fit_texture, render_reconstruction
+from mmstn.render.grid import render_grid_colours
 from mmstn.runtime import one_thread
 from mmstn.scores import photometric_error, retained_detail
 
@@ -123,9 +125,6 @@ def compare_methods(
     Returns:
         :class:`Comparison`.
     """
-    from mmstn.reconstruction import fit_texture, render_reconstruction
-    from mmstn.render.grid import render_grid_colours
-
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
         raise ShapeError(f"images must have shape (P, 3, H, W), got {getattr(images, 'shape', type(images))}")
     if not isinstance(theta, torch.Tensor) or theta.ndim != 2 or theta.shape[0] != images.shape[0]:

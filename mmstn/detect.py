@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmstn.data.images import IMAGE_EXTENSIONS, open_rgb
 from mmstn.data.markup import ibug68_to_aflw21
 
 __all__ = ["EXTRA", "Detection", "DlibDetector", "detect_folder", "dlib_available", "predictor_path"]
@@ -143,8 +144,6 @@ def detect_folder(root: str | Path, out: str | Path | None = "landmarks_dlib68.j
         relative photo path → entry (``identity``, ``width``, ``height``, ``n_faces_detected``, ``box_ltrb``,
         ``landmarks_ibug68_xy``) for the photos with a face; photos without one are left out.
     """
-    from mmstn.data.images import IMAGE_EXTENSIONS, open_rgb
-
     root = Path(root)
     det = DlibDetector() if detector is None else detector
     entries: dict[str, dict] = {}

@@ -37,10 +37,23 @@ import numpy as np
 import torch
 
 from mmstn.averaging.accumulate import SubjectAverage
+from mmstn.averaging.estimators import fitting_estimator, frontal_estimator
 from mmstn.averaging.pipeline import AveragingResult, average_subjects
 from mmstn.averaging.sources import SubjectSource
+from mmstn.data.errors import DataFormatError
+from mmstn.data.folder import FolderFaces
+from mmstn.data.images import IMAGE_EXTENSIONS, hwc_uint8_to_chw_float, open_rgb
+from mmstn.models.ict import ict_face_model
+from mmstn.photos.demo import render_labelled
+from mmstn.photos.flatten import CROP_FACTOR, IMAGE_SIZE, Flattener, NoFaceFound
+from mmstn.photos.landmarker import crop_square
+from mmstn.render import Lighting
 from mmstn.scores import CorrespondenceScore, correspondence_score
-from mmstn.stn import STN3DMM
+from mmstn.stn import STN3DMM, STNConfig
+from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, theta_size
+from mmstn.train.checkpoint import DEFAULT_LOCALISER, available_pretrained
+from mmstn.transforms import axis_angle_to_matrix_np, euler_to_axis_angle_np
+from mmstn.uv import default_grid_model
 
 __all__ = [
     "PHOTO_SOURCES",
@@ -110,8 +123,6 @@ def photo_subjects(root: str | Path, *, landmarks: str | Path | None = "landmark
         FileNotFoundError: ``root`` is not a folder. ValueError: no person folder with a photo, or an
         unknown name in ``subjects``.
     """
-    from mmstn.data.images import IMAGE_EXTENSIONS
-
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder (one subfolder of photos per person)")
@@ -146,11 +157,6 @@ def _render_stand_in(model: Any, pose: tuple[float, float, float], seed: int, si
                      ) -> tuple[np.ndarray, np.ndarray]:
     """One render: (photo (size, size, 3) uint8, its 68 iBUG points (68, 2), 0-based photo pixels, y down)."""
     import math
-
-    from mmstn.photos.demo import render_labelled
-    from mmstn.render import Lighting
-    from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, theta_size
-    from mmstn.transforms import axis_angle_to_matrix_np, euler_to_axis_angle_np
 
     rng = np.random.default_rng(seed)  # the identity: shape and texture
     r = euler_to_axis_angle_np(*(math.radians(a) for a in pose))
@@ -191,8 +197,6 @@ def stand_in_people(root: str | Path, n_people: int = 4,
     import json
 
     from PIL import Image
-
-    from mmstn.models.ict import ict_face_model
 
     model = ict_face_model()
     root = Path(root)
@@ -252,10 +256,6 @@ def _score(result: AveragingResult) -> CorrespondenceScore | None:
 def _photo_crop(image: np.ndarray, box: Any) -> torch.Tensor:
     """The photo path's 224 crop around ``box`` as (3, S, S) in [0, 1], black where it lies outside the photo
     (so that :func:`average_subjects` leaves those cells out, as it does for the loaders' padded crops)."""
-    from mmstn.data.images import hwc_uint8_to_chw_float
-    from mmstn.photos.flatten import CROP_FACTOR, IMAGE_SIZE
-    from mmstn.photos.landmarker import crop_square
-
     crop, k, o = crop_square(image, box.centre, CROP_FACTOR * box.size, IMAGE_SIZE)
     h, w = image.shape[:2]
     u = o[0] + np.arange(IMAGE_SIZE) / k  # photo coordinates of the crop's pixel centres
@@ -267,17 +267,12 @@ def _photo_crop(image: np.ndarray, box: Any) -> torch.Tensor:
 
 
 def _read(path: Path) -> np.ndarray:
-    from mmstn.data.images import open_rgb
-
     return np.asarray(open_rgb(path), dtype=np.uint8)
 
 
 def _flattener_source(subjects: PhotoSubjects, flattener: Any, failed: dict[str, str],
                       boxes: dict[str, Any] | None, batch_size: int) -> SubjectSource:
     """Photos → crops with the Flattener's θ (batch ``theta``, s = exp(logs)); records each face's box."""
-    from mmstn.data.errors import DataFormatError
-    from mmstn.photos.flatten import NoFaceFound
-
     def load(key: str) -> dict[str, torch.Tensor]:
         image = _read(subjects.root / key)
         try:
@@ -308,8 +303,6 @@ def _frontal_source(subjects: PhotoSubjects, boxes: Mapping[str, Any], failed: d
 
 def _landmark_source(subjects: PhotoSubjects, failed: dict[str, str], batch_size: int) -> SubjectSource:
     """The loaders' landmark crops (box of the 68 points × 1.87 → 224, black padding) with the 21 AFLW points."""
-    from mmstn.data.folder import FolderFaces
-
     ds = FolderFaces(subjects.root, landmarks=subjects.landmarks)
     index = {r.key: i for i, r in enumerate(ds.records)}
     plan = []
@@ -324,8 +317,6 @@ def _landmark_source(subjects: PhotoSubjects, failed: dict[str, str], batch_size
 
 def _default_localiser() -> str | None:
     """The name of the shipped default localiser (what ``load_pretrained()`` loads), or None."""
-    from mmstn.train.checkpoint import DEFAULT_LOCALISER, available_pretrained
-
     return DEFAULT_LOCALISER if DEFAULT_LOCALISER in available_pretrained() else None
 
 
@@ -382,11 +373,6 @@ def average_photo_subjects(
     Returns:
         source → :class:`PhotoAverages`, in the order of :data:`PHOTO_SOURCES`.
     """
-    from mmstn.averaging.estimators import fitting_estimator, frontal_estimator
-    from mmstn.photos.flatten import Flattener
-    from mmstn.stn import STNConfig
-    from mmstn.uv import default_grid_model
-
     subjects = root if isinstance(root, PhotoSubjects) else photo_subjects(root, n_images=n_images)
     if localiser == "default":
         localiser = _default_localiser()

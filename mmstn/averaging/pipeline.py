@@ -12,6 +12,7 @@ import torch
 from mmstn.averaging._types import Estimator
 from mmstn.averaging.accumulate import SubjectAverage, SubjectAverager
 from mmstn.averaging.sources import FaceBatch
+from mmstn.layers.sampler import bilinear_sample
 from mmstn.stn import STN3DMM
 from mmstn.theta import Theta, ThetaConvention
 
@@ -53,8 +54,6 @@ class AveragingResult:
 
 def _content_mask(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     """(B, 1, G, G) 1 where the bilinear sample of every image reads no exactly-black pixel (nor outside it)."""
-    from mmstn.layers.sampler import bilinear_sample
-
     content = (images.amax(1, keepdim=True) > 0).to(images.dtype)
     return (bilinear_sample(content, grid, "native") > 0.999).to(images.dtype)
 

@@ -14,6 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmstn.data.errors import DataFormatError
+from mmstn.data.folder import FolderFaces
+from mmstn.data.synthetic import SceneDistribution, ThetaDistribution, generate_sample, subject_parameters
+from mmstn.data.umdfaces import UMDFaces
 from mmstn.errors import ShapeError
 
 
@@ -81,8 +85,6 @@ class SubjectSource:
         return out
 
     def __iter__(self) -> Iterator[FaceBatch]:
-        from mmstn.data.errors import DataFormatError
-
         self.n_skipped = 0
         pending: list[tuple[int, Any, dict[str, torch.Tensor]]] = []
         for s, key in self.plan:
@@ -158,8 +160,6 @@ def synthetic_subjects(model, subjects: Sequence[int], n_images: int, *, seed: i
         seed, n_subjects, dist, scene, image_size: the synthetic dataset's settings.
         batch_size: images per batch.
     """
-    from mmstn.data.synthetic import SceneDistribution, ThetaDistribution, generate_sample
-
     dist = ThetaDistribution() if dist is None else dist
     scene = SceneDistribution() if scene is None else scene
     plan = [(int(s), i) for s in subjects
@@ -183,8 +183,6 @@ def true_flattened_texture(grid_model, subject_id: int, seed: int = 0, dist=None
     does, arranged row-major: cell (row, col) = grid vertex row·G + col. Unlit: a flattened image is this
     times the shading, so compare with ``match_gain`` (:func:`texture_psnr`).
     """
-    from mmstn.data.synthetic import SceneDistribution, ThetaDistribution, subject_parameters
-
     dist = ThetaDistribution() if dist is None else dist
     scene = SceneDistribution() if scene is None else scene
     _, beta = subject_parameters(grid_model, int(subject_id), int(seed), dist, scene)
@@ -223,8 +221,6 @@ def folder_subjects(root: str | Path, landmarks: str | Path | None = "landmarks_
         batch_size: images per batch.
         min_landmarks: photos with fewer visible landmarks are skipped (counted in ``n_skipped``).
     """
-    from mmstn.data.folder import FolderFaces
-
     ds = FolderFaces(root, landmarks=landmarks, crop=crop)
     names = dict(enumerate(ds.subject_names))
     ids = None if subjects is None else _resolve_subjects(subjects, names)
@@ -285,8 +281,6 @@ def umdfaces_subjects(source: str | Path | Sequence[str | Path] | None = None,
         batch_size: images per batch.
         min_landmarks: faces with fewer visible keypoints are skipped.
     """
-    from mmstn.data.umdfaces import UMDFaces
-
     ds = UMDFaces(source, crop=crop)
     if isinstance(names, (str, Path)):
         names = read_subject_names(names)

@@ -39,6 +39,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from mmstn.data.images import pil_to_chw_float
+
 __all__ = [
     "DEMODATA_ENLARGE",
     "IBUG68_BOX_FACTOR",
@@ -280,8 +282,6 @@ def crop_face(
 
     Landmarks without annotation (NaN) get (0, 0) and visibility 0.
     """
-    from mmstn.data.images import pil_to_chw_float
-
     img = pil_to_chw_float(crop_image(image, box, size))
     pts = crop_points(points, box, size)
     vis = np.asarray(visible, dtype=np.float64).copy()

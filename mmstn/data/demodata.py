@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from mmstn.data.errors import DataFormatError
+from mmstn.runtime import data_dir
 
 __all__ = ["DemoData", "DemoDataset", "default_demodata_path", "load_demodata"]
 
@@ -39,8 +40,6 @@ class DemoData:
 
 def default_demodata_path() -> Path:
     """``<data>/3dmmasstn/demodata.mat`` (:func:`mmstn.runtime.data_dir`)."""
-    from mmstn.runtime import data_dir
-
     return data_dir() / "3dmmasstn" / "demodata.mat"
 
 

@@ -19,17 +19,14 @@ import numpy as np
 import torch
 
 from mmstn.data.backgrounds import linear_gradient
-from mmstn.data.synthetic import (
-    SceneDistribution,
-    draw_lighting,
-    reference_scale,
-    subject_parameters,
-)
+from mmstn.data.synthetic import SceneDistribution, draw_lighting, reference_scale, subject_parameters
 from mmstn.errors import ShapeError
 from mmstn.models.morphable import MorphableModel
 from mmstn.render import Lighting, MeshRenderer, shade_vertices
 from mmstn.runtime import one_thread
 from mmstn.transforms import euler_to_axis_angle_np
+from mmstn.uv import default_grid_model
+from mmstn.uv.resample import grid_uv
 
 __all__ = ["DetailSettings", "SubjectImages", "fine_detail", "sample_subjects"]
 
@@ -235,9 +232,6 @@ def sample_subjects(
     Returns:
         :class:`SubjectImages`.
     """
-    from mmstn.uv import default_grid_model
-    from mmstn.uv.resample import grid_uv
-
     if n_subjects < 1 or n_images < 1:
         raise ValueError(f"n_subjects={n_subjects} and n_images={n_images} must be at least 1")
     gm = default_grid_model(112) if grid_model is None else grid_model

@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from mmstn.data.crop import CropRule, crop_face, implausible_annotation
+from mmstn.data.crop import CropRule, crop_face, crop_points, implausible_annotation
 from mmstn.data.errors import DataFormatError
 from mmstn.data.images import open_image
 from mmstn.data.markup import ibug68_to_aflw21
@@ -153,8 +153,6 @@ class FaceCrops(torch.utils.data.Dataset):
 
 
 def _crop_points_only(points: np.ndarray, visible: np.ndarray, box, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from mmstn.data.crop import crop_points
-
     pts = crop_points(points, box, size)
     vis = np.asarray(visible, dtype=np.float64).copy()
     vis[~np.isfinite(np.asarray(points, dtype=np.float64)).all(axis=1)] = 0.0

@@ -64,7 +64,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from mmstn import transforms
+from mmstn import __version__, transforms
 from mmstn.data.backgrounds import linear_gradient, smooth_noise
 from mmstn.data.errors import DatasetFolderError
 from mmstn.models.ict import ict_face_model
@@ -650,8 +650,6 @@ def _settings(model, seed, dist, scene, n_subjects, image_size, shard_size) -> d
 
 
 def _mmstn_version() -> str:
-    from mmstn import __version__
-
     return __version__
 
 

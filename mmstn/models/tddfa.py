@@ -28,6 +28,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from mmstn.errors import ModelFileError, check_finite_field
+from mmstn.models.bfm2009 import load_bfm2009
 from mmstn.models.matfile import read_mat_variables
 from mmstn.models.morphable import MorphableModel
 
@@ -206,8 +207,6 @@ def build_paper_model(
     Raises:
         ModelFileError: a file is missing or unreadable, or the map does not fit the BFM.
     """
-    from mmstn.models.bfm2009 import load_bfm2009
-
     bfm = load_bfm2009(bfm_path, with_texture=with_texture, landmarks_anl=landmarks_anl, uv_path=uv_path)
     if not 1 <= n_identity <= bfm.n_identity:
         raise ValueError(f"n_identity={n_identity} must lie in [1, {bfm.n_identity}]")

@@ -25,7 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmstn.data.synthetic import model_fingerprint
 from mmstn.models.morphable import MorphableModel
+from mmstn.render import Lighting, render_face
+from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, theta_size
+from mmstn.transforms import euler_to_axis_angle_np
 
 from .landmarker import MESH_POINTS, FaceBox, MediaPipeFaces
 
@@ -82,8 +86,6 @@ class MeshCorrespondence:
 
 
 def _fingerprint(model: MorphableModel) -> str:
-    from mmstn.data.synthetic import model_fingerprint
-
     return model_fingerprint(model)
 
 
@@ -101,10 +103,6 @@ def build_correspondence(
         ImportError: the ``photos`` extra is missing.
         RuntimeError: the face mesh found the model in fewer than 4 renders.
     """
-    from mmstn.render import Lighting, render_face
-    from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, theta_size
-    from mmstn.transforms import euler_to_axis_angle_np
-
     faces = MediaPipeFaces()
     rng = np.random.default_rng(seed)
     mean = model.mean.detach().double().numpy()

@@ -14,6 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmstn.layers.grid import labels_to_pixels
+from mmstn.models.ict import ict_face_model
+from mmstn.render import Lighting, pose_vertices, render_face
+from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, theta_size
+from mmstn.transforms import euler_to_axis_angle_np
+
 __all__ = ["demo_photo", "render_labelled"]
 
 
@@ -31,9 +37,6 @@ def render_labelled(
     Returns:
         (photo (H, W, 3) uint8, {landmark set: (L, 2) 0-based photo pixels, x right, y down}).
     """
-    from mmstn.layers.grid import labels_to_pixels
-    from mmstn.render import pose_vertices, render_face
-
     h, w = canvas.shape[:2]
     y0, x0 = (h - size) // 2, (w - size) // 2
     th = theta.to(model.dtype)
@@ -51,11 +54,6 @@ def render_labelled(
 def demo_photo(path: str | Path, yaw_deg: float = 25.0, seed: int = 0, size: tuple[int, int] = (360, 300)) -> Path:
     """Write a (H, W) = ``size`` PNG of the default face at ``yaw_deg`` to ``path`` and return the path."""
     from PIL import Image
-
-    from mmstn.models.ict import ict_face_model
-    from mmstn.render import Lighting
-    from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, theta_size
-    from mmstn.transforms import euler_to_axis_angle_np
 
     rng = np.random.default_rng(seed)
     model = ict_face_model()

@@ -32,6 +32,12 @@ import numpy as np
 import torch
 
 from mmstn.data.errors import DataFormatError
+from mmstn.layers.grid import labels_to_pixels
+from mmstn.photos.fit import fit_points
+from mmstn.photos.flatten import IMAGE_SIZE, Flattener, _read_photo
+from mmstn.photos.landmarker import FaceBox
+from mmstn.render import pose_vertices
+from mmstn.transforms import axis_angle_to_euler
 
 __all__ = ["YAW_BINS", "EvaluationReport", "LabelledFace", "evaluate_folder", "find_labelled", "read_labels"]
 
@@ -182,13 +188,6 @@ def evaluate_folder(
 
     ``limit``: score only the first ``limit`` photos (sorted by path), e.g. for a quick look.
     """
-    from mmstn.layers.grid import labels_to_pixels
-    from mmstn.photos.fit import fit_points
-    from mmstn.photos.flatten import IMAGE_SIZE, Flattener, _read_photo
-    from mmstn.photos.landmarker import FaceBox
-    from mmstn.render import pose_vertices
-    from mmstn.transforms import axis_angle_to_euler
-
     fl = flattener or Flattener(refine=refine)
     faces = find_labelled(folder)
     if limit is not None:

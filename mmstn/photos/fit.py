@@ -17,7 +17,7 @@ import torch
 
 from mmstn.errors import ShapeError
 from mmstn.layers.grid import pixels_to_labels
-from mmstn.layers.rotation import rodrigues
+from mmstn.layers.rotation import rodrigues, rodrigues_jacobian
 from mmstn.models.morphable import MorphableModel
 from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, theta_size
 from mmstn.transforms import euler_to_axis_angle
@@ -54,8 +54,6 @@ def residual_jacobian(
     With X = μ + Bα, x = s·(R X)_xy + t and s = exp(logs): ∂x/∂r_i = s·(∂R/∂r_i X)_xy (Gallego–Yezzi),
     ∂x/∂t = I₂, ∂x/∂logs = s·(R X)_xy, ∂x/∂α_d = s·(R B_d)_xy; the prior rows are the identity on α.
     """
-    from mmstn.layers.rotation import rodrigues_jacobian
-
     n, k, d = theta.shape[0], mean.shape[0], basis.shape[0]
     R = rodrigues(theta[:, THETA_R], "autograd")
     dR = rodrigues_jacobian(theta[:, THETA_R], R)  # (N, 3, 3, 3): dR[:, i] = ∂R/∂r_i

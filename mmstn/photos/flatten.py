@@ -36,8 +36,22 @@ import numpy as np
 import torch
 
 from mmstn.data.errors import DataFormatError
-from mmstn.layers.grid import grid_triangles, labels_to_pixels
+from mmstn.data.images import hwc_uint8_to_chw_float, open_rgb
+from mmstn.fitting import fit
+from mmstn.layers.grid import grid_triangles, labels_to_pixels, pixels_to_labels
+from mmstn.layers.visibility import occlusion_visibility
+from mmstn.losses import LossWeights
+from mmstn.models.ict import ict_face_model
 from mmstn.models.morphable import MorphableModel
+from mmstn.photos.correspondence import correspondence_for
+from mmstn.photos.fit import fit_points
+from mmstn.render import pose_vertices
+from mmstn.stn import STN3DMM, STNConfig
+from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, theta_size
+from mmstn.train.checkpoint import DEFAULT_LOCALISER, available_pretrained, load_pretrained, load_weights
+from mmstn.train.model import data_model
+from mmstn.transforms import axis_angle_to_euler
+from mmstn.uv.grid_model import make_grid_model
 
 from .landmarker import MESH_CONTEXT, FaceBox, MediaPipeFaces, crop_square
 
@@ -132,9 +146,6 @@ class FlatFace:
 def _load_localiser(name: str | Path | None) -> tuple[torch.nn.Module, MorphableModel]:
     """A shipped localiser by name (None: the default one), or a ``weights.pt`` file, in eval mode, with the
     model it predicts θ for."""
-    from mmstn.train.checkpoint import DEFAULT_LOCALISER, available_pretrained, load_pretrained, load_weights
-    from mmstn.train.model import data_model
-
     name = DEFAULT_LOCALISER if name is None else name
     if str(name) in available_pretrained():
         localiser, _, config = load_pretrained(str(name))
@@ -150,8 +161,6 @@ def _load_localiser(name: str | Path | None) -> tuple[torch.nn.Module, Morphable
 
 
 def _default_model() -> MorphableModel:
-    from mmstn.models.ict import ict_face_model
-
     return ict_face_model()
 
 
@@ -192,9 +201,6 @@ class Flattener:
         localiser: str | Path | None = None,
         switch_yaw_deg: float = SWITCH_YAW_DEG,
     ) -> None:
-        from mmstn.photos.correspondence import correspondence_for
-        from mmstn.stn import STN3DMM, STNConfig
-
         if not isinstance(grid, int) or isinstance(grid, bool) or not 8 <= grid <= 1024:
             raise ValueError(f"grid must be an integer number of cells in [8, 1024], got {grid!r}")
         if theta_from is None:
@@ -217,7 +223,6 @@ class Flattener:
         if not 0 <= d <= self.model.n_components:
             raise ValueError(f"n_components must be in [0, {self.model.n_components}], got {n_components}")
         self.model = self.model.subset(min(d, self.model.n_identity), max(0, d - self.model.n_identity))
-        from mmstn.uv.grid_model import make_grid_model
 
         # mean-value weights: the cotangent Tutte map folds 58 triangles of the ICT mesh over
         self.grid_model = make_grid_model(self.model, grid, weights="mean_value")
@@ -286,11 +291,6 @@ class Flattener:
         return [FaceBox(*pts.min(0), *pts.max(0), score=0.0)]
 
     def _one(self, image: np.ndarray, box: FaceBox, name: str, index: int) -> FlatFace:
-        from mmstn.data.images import hwc_uint8_to_chw_float
-        from mmstn.layers.visibility import occlusion_visibility
-        from mmstn.photos.fit import fit_points
-        from mmstn.render import pose_vertices
-
         S = IMAGE_SIZE
         crop, k, o = crop_square(image, box.centre, CROP_FACTOR * box.size, S)
         cnn_only = self.theta_from == "localiser"
@@ -334,7 +334,6 @@ class Flattener:
         flat = out.flattened[0].permute(1, 2, 0).float().clamp(0, 1).numpy()
         mask = out.mask[0, 0].numpy() > 0.5
         d = theta.shape[0] - 6
-        from mmstn.theta import THETA_ALPHA
 
         shape = self.grid_model.shape(theta[THETA_ALPHA].to(self.grid_model.dtype)) if d else self.grid_model.mean
         return FlatFace(
@@ -357,16 +356,11 @@ class Flattener:
 
     def _turned(self, theta: torch.Tensor) -> bool:
         """Is the face of θ turned by more than ``switch_yaw_deg``?"""
-        from mmstn.theta import THETA_R
-        from mmstn.transforms import axis_angle_to_euler
-
         yaw = float(torch.rad2deg(axis_angle_to_euler(theta[None, THETA_R])[0][0]))
         return abs(yaw) > self.switch_yaw_deg
 
     def _from_cnn(self, theta: torch.Tensor) -> torch.Tensor:
         """The CNN's θ (its model: 5 + 5 components) in the layout of ``self.model`` (the first components)."""
-        from mmstn.theta import THETA_ALPHA, theta_size
-
         cnn = self._cnn_model
         if self.model is cnn:
             return theta
@@ -379,9 +373,6 @@ class Flattener:
 
     def _box_theta(self, box: FaceBox, k: float, o: np.ndarray) -> torch.Tensor:
         """The frontal mean face whose iBUG-68 (else all-vertex) box fills ``box``: θ in the crop frame."""
-        from mmstn.layers.grid import pixels_to_labels
-        from mmstn.theta import THETA_LOGS, THETA_T, theta_size
-
         mean = self.model.mean.double()
         ids = self._lm_sets.get("ibug68")
         ref = mean[ids[ids >= 0]] if ids is not None else mean
@@ -398,9 +389,6 @@ class Flattener:
 
     def _refine(self, img: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         """A few Adam steps of the symmetry and siamese losses (and the prior) from θ."""
-        from mmstn.fitting import fit
-        from mmstn.losses import LossWeights
-
         weights = LossWeights(landmark=0.0, prior=1e-3, siamese=1.0, symmetry=1.0)
         img_d = img.to(self.grid_model.dtype)
         n_lm = int(self.stn.generator.landmark_indices.numel())
@@ -524,8 +512,6 @@ def write_outputs(
 
 
 def _read_photo(path: Path) -> np.ndarray:
-    from mmstn.data.images import open_rgb
-
     return np.asarray(open_rgb(path), dtype=np.uint8)
 
 

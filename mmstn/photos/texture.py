@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmstn.errors import ModelFileError, check_file
 from mmstn.models.morphable import MorphableModel
+from mmstn.photos.flatten import Flattener, _read_photo
 
 __all__ = ["PhotoTexture", "photo_texture_model", "vertex_colours", "with_texture"]
 
@@ -65,8 +67,6 @@ class PhotoTexture:
     @classmethod
     def load(cls, path: str | Path) -> PhotoTexture:
         """Read a file written by :meth:`save`."""
-        from mmstn.errors import ModelFileError, check_file
-
         path = check_file(Path(path), "photo texture file")
         try:
             with np.load(path) as z:
@@ -143,8 +143,6 @@ def photo_texture_model(
         ValueError: fewer than two faces were found.
     """
     from tqdm.auto import tqdm
-
-    from mmstn.photos.flatten import Flattener, _read_photo
 
     fl = Flattener(model, largest=True)
     rows, names = [], []

@@ -26,6 +26,7 @@ import torch
 
 from mmstn.fitting import landmark_error
 from mmstn.localiser import Localiser
+from mmstn.render import render_face
 from mmstn.stn import STN3DMM
 from mmstn.theta import THETA_ALPHA, THETA_R, Theta, ThetaConvention
 from mmstn.transforms import axis_angle_to_matrix, matrix_to_euler, rotation_error_deg
@@ -83,8 +84,6 @@ def stn_rows(localiser: Localiser, stn: STN3DMM, mesh, samples: Sequence[dict]) 
         per sample: ``image``, ``render`` (the estimated shape in the estimated pose), ``sampled`` (V),
         ``mask`` (M), ``flattened`` (W = V·M), ``landmarks`` (estimated) and ``labels``.
     """
-    from mmstn.render import render_face
-
     rows = []
     for smp in samples:
         theta = predict(localiser, smp["image"][None])

@@ -21,7 +21,11 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from mmstn.data.synthetic import generate_dataset
+from mmstn.photos.texture import PhotoTexture, photo_files, photo_texture_model, with_texture
 from mmstn.train.config import TrainConfig
+from mmstn.train.loop import train
+from mmstn.train.model import data_model
 
 __all__ = ["photo_config", "train_from_photos"]
 
@@ -58,11 +62,6 @@ def train_from_photos(
     Returns:
         the :class:`~mmstn.train.loop.TrainResult`.
     """
-    from mmstn.data.synthetic import generate_dataset
-    from mmstn.photos.texture import PhotoTexture, photo_files, photo_texture_model, with_texture
-    from mmstn.train.loop import train
-    from mmstn.train.model import data_model
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tex_path = out / "texture.npz"

@@ -47,9 +47,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from mmstn.data.aflw import AFLW
 from mmstn.data.augment import photometric_augment
 from mmstn.data.batch import collate, mirrored_batch
 from mmstn.data.errors import DatasetFolderError
+from mmstn.data.synthetic import generate_sample
 from mmstn.fitting import landmark_error
 from mmstn.localiser import Localiser
 from mmstn.losses import (
@@ -126,8 +128,6 @@ class SyntheticStream(torch.utils.data.Dataset):
         return self.n_images
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        from mmstn.data.synthetic import generate_sample
-
         if not 0 <= int(i) < self.n_images:
             raise IndexError(f"index {i} out of range for {self.n_images} synthetic images")
         s = generate_sample(self.model, int(i), self.seed, n_subjects=self.n_subjects, image_size=self.image_size)
@@ -175,7 +175,6 @@ def build_train_dataset(config: TrainConfig) -> torch.utils.data.Dataset:
                 f"{config.data_path}: images are {ds.base.image_size} px, TrainConfig.image_size is {config.image_size}"
             )
         return ds
-    from mmstn.data.aflw import AFLW
 
     ds = _Keys(AFLW(config.data_path, split="train"))
     _check_not_empty(ds, Path(config.data_path).parent, "AFLW training")  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from functools import lru_cache
 
 from torch import nn
 
+from mmstn.data.synthetic import reference_scale
 from mmstn.localiser import Localiser, SmallTrunk, ThetaHead, VGGFaceTrunk, load_vgg_face_weights
 from mmstn.models.builtin import builtin_model
 from mmstn.models.ict import ict_face_model
@@ -67,8 +68,6 @@ def initial_theta_bias(
     Returns:
         ((t_x, t_y), logs₀).
     """
-    from mmstn.data.synthetic import reference_scale
-
     gen = stn.generator
     s0 = float(reference_scale(model or data_model(), image_size=image_size) if scale is None else scale)
     mean = gen.morphable.mean.detach().double()

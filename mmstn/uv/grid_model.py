@@ -9,6 +9,8 @@ from typing import Literal
 
 import numpy as np
 
+from mmstn.models.builtin import builtin_model
+from mmstn.models.ict import ict_face_model
 from mmstn.models.morphable import MorphableModel
 from mmstn.uv.embedding import symmetric_tutte
 from mmstn.uv.resample import GridResampler
@@ -74,9 +76,6 @@ def make_grid_model(
 
 @lru_cache(maxsize=16)
 def _shipped_grid(face: str, G: int, n_identity: int, n_expression: int, weights: str) -> MorphableModel:
-    from mmstn.models.builtin import builtin_model
-    from mmstn.models.ict import ict_face_model
-
     model = ict_face_model() if face == "ict" else builtin_model()
     return make_grid_model(model.subset(n_identity, n_expression), G, weights)
 

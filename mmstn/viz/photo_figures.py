@@ -9,6 +9,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from mmstn.render import Lighting, render_face
+from mmstn.theta import THETA_LOGS, THETA_R, THETA_T
+from mmstn.transforms import euler_to_axis_angle_np
 from mmstn.viz.style import point_style
 
 __all__ = ["fitted_face_viewer", "render_fitted_face", "show_flattened"]
@@ -40,10 +43,6 @@ def show_flattened(face, photo: np.ndarray) -> Figure:
 
 def render_fitted_face(face, flattener, yaw_deg: float = 0.0, pitch_deg: float = 0.0, size: int = 224) -> np.ndarray:
     """The fitted 3D face textured by its flattened image, seen from (yaw, pitch) degrees: (size, size, 3)."""
-    from mmstn.render import Lighting, render_face
-    from mmstn.theta import THETA_LOGS, THETA_R, THETA_T
-    from mmstn.transforms import euler_to_axis_angle_np
-
     grid = flattener.grid_model
     theta = torch.from_numpy(face.theta.copy())
     theta[THETA_R] = torch.from_numpy(euler_to_axis_angle_np(math.radians(yaw_deg), math.radians(pitch_deg), 0.0))

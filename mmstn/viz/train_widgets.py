@@ -11,8 +11,12 @@ import ipywidgets as widgets
 import torch
 
 from mmstn.data.synthetic import synthetic_face_at_yaw
+from mmstn.fitting import landmark_error
 from mmstn.theta import THETA_R
+from mmstn.train.evaluate import predict, truth_in_stn_frame
+from mmstn.transforms import rotation_error_deg
 from mmstn.viz.mesh import figure_to_png
+from mmstn.viz.train_figures import fig_prediction
 
 __all__ = ["LocaliserExplorer", "localiser_explorer"]
 
@@ -47,11 +51,6 @@ class LocaliserExplorer:
 def localiser_explorer(localiser, stn, model, seed: int = 777) -> LocaliserExplorer:
     """Build the explorer: ``localiser`` (image → θ), its ``stn``, and the morphable ``model`` the synthetic faces
     are rendered with (:func:`mmstn.train.model.data_model`)."""
-    from mmstn.fitting import landmark_error
-    from mmstn.train.evaluate import predict, truth_in_stn_frame
-    from mmstn.transforms import rotation_error_deg
-    from mmstn.viz.train_figures import fig_prediction
-
     yaw = widgets.FloatSlider(value=30.0, min=-90, max=90, step=5, description="yaw (°)", continuous_update=False)
     index = widgets.IntSlider(value=0, min=0, max=99, description="face", continuous_update=False)
     img = widgets.Image(format="png")

@@ -8,8 +8,11 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
+from mmstn.fitting import FIT_WEIGHTS, fit, initial_theta
+from mmstn.losses import LossWeights
 from mmstn.models.morphable import MorphableModel
 from mmstn.transforms import rotation_from_angles
+from mmstn.viz.loss_figures import fig_fit
 from mmstn.viz.mesh import draw_mesh, figure_to_png
 
 __all__ = ["FitExplorer", "ModelExplorer", "fit_explorer", "model_explorer"]
@@ -112,10 +115,6 @@ def fit_explorer(stn, image: torch.Tensor, labels: torch.Tensor, weight: torch.T
         n_iter: objective evaluations per fit (kept small so the widget stays responsive).
     """
     import math
-
-    from mmstn.fitting import FIT_WEIGHTS, fit, initial_theta
-    from mmstn.losses import LossWeights
-    from mmstn.viz.loss_figures import fig_fit
 
     start_yaw = widgets.FloatSlider(value=0.0, min=-40, max=40, step=5, description="start yaw Δ (°)",
                                     continuous_update=False, style={"description_width": "initial"})
