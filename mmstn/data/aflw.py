@@ -30,6 +30,7 @@ from mmstn.data.crop import CropRule
 from mmstn.data.errors import DataFormatError, require_file
 from mmstn.data.faces import FaceCrops, FaceRecord
 from mmstn.data.split import Split, split_of
+from mmstn.runtime import data_dir
 
 __all__ = ["AFLW", "AflwFace", "read_aflw_sqlite"]
 
@@ -196,8 +197,6 @@ class AFLW(FaceCrops):
         if split not in ("train", "val", "all"):
             raise ValueError(f"split={split!r}: use 'train', 'val' or 'all'")
         if sqlite is None:
-            from mmstn.runtime import data_dir
-
             sqlite = data_dir() / "aflw" / "aflw.sqlite"
         self.sqlite = Path(sqlite)
         root = self.sqlite.parent if image_root is None else Path(image_root)

@@ -26,6 +26,7 @@ from mmstn.data.crop import CropRule
 from mmstn.data.errors import DataFormatError, require_file
 from mmstn.data.faces import FaceCrops, FaceRecord
 from mmstn.data.images import IMAGE_EXTENSIONS
+from mmstn.runtime import data_dir
 
 __all__ = ["PtsFaces", "find_pts_pairs", "pts_to_labels", "pts_to_pixels", "read_pts", "write_pts"]
 
@@ -138,8 +139,6 @@ class PtsFaces(FaceCrops):
 
     def __init__(self, root: str | Path | None = None, crop: CropRule | None = None) -> None:
         if root is None:
-            from mmstn.runtime import data_dir
-
             root = data_dir() / "300w"
         self.root = Path(root)
         pairs = find_pts_pairs(self.root)

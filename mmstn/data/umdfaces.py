@@ -28,6 +28,7 @@ import numpy as np
 from mmstn.data.crop import CropRule
 from mmstn.data.errors import DataFormatError, require_file
 from mmstn.data.faces import FaceCrops, FaceRecord
+from mmstn.runtime import data_dir
 
 __all__ = ["UMDFaces", "UmdFace", "find_umdfaces_csvs", "read_umdfaces_csv"]
 
@@ -179,8 +180,6 @@ class UMDFaces(FaceCrops):
         one_based: bool = False,
     ) -> None:
         if source is None:
-            from mmstn.runtime import data_dir
-
             source = data_dir() / "umdfaces"
         if isinstance(source, (str, Path)) and Path(source).is_dir():
             files = find_umdfaces_csvs(source)

@@ -26,7 +26,9 @@ import numpy as np
 import torch
 
 from mmstn.data.synthetic import model_fingerprint
+from mmstn.models.ict import ict_face_model
 from mmstn.models.morphable import MorphableModel
+from mmstn.models.registry import load_model
 from mmstn.render import Lighting, render_face
 from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, theta_size
 from mmstn.transforms import euler_to_axis_angle_np
@@ -190,12 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--renders", type=int, default=48)
     args = parser.parse_args(argv)
     if args.model is None:
-        from mmstn.models.ict import ict_face_model
-
         model = ict_face_model()
     else:
-        from mmstn.models.registry import load_model
-
         model = load_model(args.model)
     c = build_correspondence(model, n_renders=args.renders, verbose=True)
     c.save(args.out)

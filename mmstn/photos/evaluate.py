@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from mmstn.data.errors import DataFormatError
+from mmstn.data.pts import pts_to_pixels, read_pts
 from mmstn.layers.grid import labels_to_pixels
 from mmstn.photos.fit import fit_points
 from mmstn.photos.flatten import IMAGE_SIZE, Flattener, _read_photo
@@ -70,8 +71,6 @@ def read_labels(path: str | Path) -> tuple[np.ndarray, float | None]:
     yaw = None
     suffix = path.suffix.lower()
     if suffix == ".pts":
-        from mmstn.data.pts import pts_to_pixels, read_pts
-
         pts = pts_to_pixels(read_pts(path))
     elif suffix == ".json":
         try:

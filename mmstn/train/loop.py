@@ -51,7 +51,7 @@ from mmstn.data.aflw import AFLW
 from mmstn.data.augment import photometric_augment
 from mmstn.data.batch import collate, mirrored_batch
 from mmstn.data.errors import DatasetFolderError
-from mmstn.data.synthetic import generate_sample
+from mmstn.data.synthetic import SyntheticFaces, generate_sample
 from mmstn.fitting import landmark_error
 from mmstn.localiser import Localiser
 from mmstn.losses import (
@@ -166,8 +166,6 @@ def build_train_dataset(config: TrainConfig) -> torch.utils.data.Dataset:
         return SyntheticStream(config.data_seed, config.n_train, config.image_size, config.n_subjects,
                                model=data_model(config.model))
     if config.data == "folder":
-        from mmstn.data.synthetic import SyntheticFaces
-
         ds = _Keys(SyntheticFaces(config.data_path, with_mask=False))
         _check_not_empty(ds, config.data_path, "training")  # type: ignore[arg-type]
         if ds.base.image_size != config.image_size:
@@ -186,8 +184,6 @@ def build_val_dataset(config: TrainConfig, n_images: int | None = None, with_mas
     synthetic set ``config.val_seed`` (or of AFLW's validation split)."""
     n = config.n_val if n_images is None else int(n_images)
     if config.data == "aflw":
-        from mmstn.data.aflw import AFLW
-
         ds: Any = _Keys(AFLW(config.data_path, split="val"))
         _check_not_empty(ds, Path(config.data_path).parent, "AFLW validation")  # type: ignore[arg-type]
     else:
