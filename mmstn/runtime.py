@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 import random
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -22,6 +24,7 @@ import torch
 __all__ = [
     "REPO_ROOT",
     "as_numpy",
+    "atomic_write",
     "data_dir",
     "device",
     "display_path",
@@ -31,12 +34,41 @@ __all__ = [
     "seed_everything",
     "shared_data_dir",
     "smoke_or",
+    "temporary_name",
 ]
 
 #: Root of the source checkout (the folder that holds ``mmstn/``).
 REPO_ROOT: Path = Path(__file__).resolve().parent.parent
 
 _TRUE = {"1", "true", "yes", "on"}
+
+
+def temporary_name(path: Path) -> Path:
+    """A temporary name beside ``path``, unique to this process and call: ``<name>.<pid>.<random>.tmp``."""
+    return path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+@contextmanager
+def atomic_write(path: str | Path, mode: str = "wb", *, fsync: bool = False, **open_kwargs: Any) -> Iterator[IO]:
+    """Write ``path`` all or nothing: yield a file open on a temporary name beside it, rename it over ``path``
+    when the block ends, and remove it if the block raises (``path`` is then the old file, or absent).
+
+    Args:
+        path: the file to write; its folder must exist.
+        mode: ``"wb"`` or ``"w"``; ``open_kwargs`` go to :func:`open` (e.g. ``newline=""`` for CSV).
+        fsync: flush the data to disk before the rename (for files a crash must not lose, e.g. checkpoints).
+    """
+    path = Path(path)
+    tmp = temporary_name(path)
+    try:
+        with open(tmp, mode, **open_kwargs) as fh:
+            yield fh
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def as_numpy(x) -> np.ndarray:

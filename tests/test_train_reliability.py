@@ -128,13 +128,14 @@ def test_shipped_weights_carry_a_matching_sidecar_and_a_wrong_one_is_refused(tmp
 
 
 def test_writes_are_atomic_with_unique_temporary_files(tmp_path, monkeypatch) -> None:
+    from mmstn.runtime import temporary_name
     from mmstn.train import checkpoint as ck
 
     cfg = tiny(steps=1)
     result = train(cfg, tmp_path / "run")
     target = tmp_path / "run" / "weights.pt"
     before = target.read_bytes()
-    assert ck._tmp_name(target) != ck._tmp_name(target) and str(os.getpid()) in ck._tmp_name(target).name
+    assert temporary_name(target) != temporary_name(target) and str(os.getpid()) in temporary_name(target).name
 
     def broken_save(obj, fh):
         fh.write(b"half a file")

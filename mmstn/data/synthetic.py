@@ -69,6 +69,7 @@ from mmstn.data.backgrounds import linear_gradient, smooth_noise
 from mmstn.data.errors import DatasetFolderError
 from mmstn.models.ict import ict_face_model
 from mmstn.render import Lighting, MeshRender, MeshRenderer, renderer_for
+from mmstn.runtime import atomic_write
 from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T
 
 __all__ = [
@@ -654,9 +655,8 @@ def _mmstn_version() -> str:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    with atomic_write(path, "w") as fh:
+        fh.write(json.dumps(data, indent=1, sort_keys=False) + "\n")
 
 
 def _generate_chunk(model, indices: Sequence[int], seed, dist, scene, n_subjects, image_size) -> dict[str, np.ndarray]:
@@ -830,13 +830,11 @@ def generate_dataset(
                 parts = []
                 files = {}
                 for kind, name in _shard_names(k).items():
-                    tmp = out / (name + ".tmp")
-                    with tmp.open("wb") as fh:
+                    with atomic_write(out / name) as fh:
                         if kind == "labels":
                             np.savez(fh, **{key: v for key, v in arrays.items() if key not in ("images", "masks")})
                         else:
                             np.save(fh, arrays[kind])
-                    os.replace(tmp, out / name)
                     files[name] = {"bytes": (out / name).stat().st_size, "sha256": _sha256(out / name)}
                 shards[k] = {"index": k, "start": start, "count": count, "files": files}
                 write_manifest(all(s is not None for s in shards))

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from mmstn.errors import ModelFileError, check_file, check_finite_field
 from mmstn.models.matfile import read_mat_variables
+from mmstn.runtime import atomic_write
 
 __all__ = ["BFM_UV_VERTICES", "load_bfm_uv", "read_anl", "uv_mirror_map", "write_bfm_uv"]
 
@@ -111,13 +111,9 @@ def write_bfm_uv(path: str | Path, uv: np.ndarray) -> Path:
         raise ValueError("uv must be finite and lie in [0, 1] (the unit square of the flattening)")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    try:  # written beside the target and renamed, so an interrupted write leaves no half file under its name
-        with open(partial, "wb") as fh:  # a file object: savemat would append ".mat" to a name without it
-            savemat(fh, {"UV": uv}, do_compression=True, oned_as="column")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    # a file object, not a name: savemat would append ".mat" to a name without it
+    with atomic_write(path) as fh:
+        savemat(fh, {"UV": uv}, do_compression=True, oned_as="column")
     return path
 
 

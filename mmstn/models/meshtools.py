@@ -39,6 +39,15 @@ def _edges(F: np.ndarray) -> np.ndarray:
     return np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]])
 
 
+def _undirected_edges(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct undirected edges (E, 2) of the triangles (smaller id first, sorted) and how many triangles
+    use each (E,). One int64 key per edge: a 1-D unique is ~20x faster than ``np.unique(axis=0)`` on rows."""
+    und = np.sort(_edges(F), axis=1)
+    n = int(und.max()) + 1 if und.size else 1
+    keys, counts = np.unique(und[:, 0] * n + und[:, 1], return_counts=True)
+    return np.stack([keys // n, keys % n], axis=1), counts
+
+
 def check_mesh(V: np.ndarray, F: np.ndarray, *, name: str = "mesh", one_piece: bool = False) -> None:
     """Raise :class:`MeshError` for NaN coordinates, bad indices, degenerate or non-manifold triangles.
 
@@ -68,9 +77,7 @@ def check_mesh(V: np.ndarray, F: np.ndarray, *, name: str = "mesh", one_piece: b
             f"{name}: {int(bad.sum())} degenerate (zero-area) triangles, e.g. #{int(np.flatnonzero(bad)[0])}; "
             "drop them with meshtools.crop(V, F[area > 0], ...) before building the model"
         )
-    und = np.sort(_edges(F), axis=1)
-    # one int64 key per undirected edge: a 1-D unique is ~20x faster than np.unique(axis=0) on rows
-    _, counts = np.unique(und[:, 0] * len(V) + und[:, 1], return_counts=True)
+    _, counts = _undirected_edges(F)
     if (counts > 2).any():
         raise MeshError(
             f"{name}: {int((counts > 2).sum())} non-manifold edges (shared by 3+ triangles); "
@@ -262,7 +269,7 @@ def crop(
 
 def median_edge_length(V: np.ndarray, F: np.ndarray) -> float:
     """Median edge length of the mesh, in the units of ``V``."""
-    E = np.unique(np.sort(_edges(F), axis=1), axis=0)
+    E, _ = _undirected_edges(F)
     return float(np.median(np.linalg.norm(V[E[:, 0]] - V[E[:, 1]], axis=1)))
 
 
@@ -313,7 +320,8 @@ def symmetrise(
     V = np.asarray(V, dtype=np.float64)
     F = np.asarray(F, dtype=np.int64)
     h = rel_tol * median_edge_length(V, F)
-    _, partner = cKDTree(V).query(V * np.array([-1.0, 1.0, 1.0]))
+    tree = cKDTree(V)  # built once: the midline test and the carried-over source ids both query it
+    _, partner = tree.query(V * np.array([-1.0, 1.0, 1.0]))
     mid = (np.abs(V[:, 0]) <= h) & (partner == np.arange(len(V)))
     left = (V[:, 0] < 0) | mid
     if mid.sum() < 2:
@@ -344,7 +352,7 @@ def symmetrise(
     mirror = np.arange(len(V2))
     mirror[side] = nL + np.arange(len(side))
     mirror[nL + np.arange(len(side))] = side
-    _, nearest = cKDTree(V).query(V2[nL:])
+    _, nearest = tree.query(V2[nL:])
     source = np.concatenate([idx, nearest])
     return V2, F2, mirror, source
 
@@ -357,8 +365,7 @@ def _check_midline_cut(F: np.ndarray, FL: np.ndarray, idx: np.ndarray, midL: np.
     fold); a boundary edge of the left half that is interior to the input mesh but not on the midline is a
     cut through triangles that cross x = 0 elsewhere, and would open a slit between the two halves.
     """
-    und = np.sort(_edges(FL), axis=1)
-    edges, counts = np.unique(und, axis=0, return_counts=True)
+    edges, counts = _undirected_edges(FL)
     on_mid = midL[edges].all(1)
     folded = on_mid & (counts > 1)
     if folded.any():
@@ -368,11 +375,10 @@ def _check_midline_cut(F: np.ndarray, FL: np.ndarray, idx: np.ndarray, midL: np.
             f"vertices {int(a)}-{int(b)}): the surface folds over the plane x = 0 there; centre the mesh on its "
             "symmetry plane, pass a smaller rel_tol to symmetrise, or crop the fold (meshtools.crop)"
         )
+    whole, wcounts = _undirected_edges(F)
     n = int(max(F.max(), idx.max())) + 1
-    whole = np.sort(_edges(F), axis=1)
-    wkeys, wcounts = np.unique(whole[:, 0] * n + whole[:, 1], return_counts=True)
-    cut = idx[edges[(counts == 1) & ~on_mid]]
-    inner = np.isin(cut[:, 0] * n + cut[:, 1], wkeys[wcounts > 1])
+    cut = np.sort(idx[edges[(counts == 1) & ~on_mid]], axis=1)  # back in input ids, smaller first
+    inner = np.isin(cut[:, 0] * n + cut[:, 1], whole[wcounts > 1, 0] * n + whole[wcounts > 1, 1])
     if inner.any():
         a, b = cut[np.flatnonzero(inner)[0]]
         raise MeshError(

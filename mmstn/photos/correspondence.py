@@ -21,6 +21,7 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from mmstn.models.ict import ict_face_model
 from mmstn.models.morphable import MorphableModel
 from mmstn.models.registry import load_model
 from mmstn.render import Lighting, render_face
+from mmstn.runtime import atomic_write
 from mmstn.theta import THETA_ALPHA, THETA_LOGS, THETA_R, THETA_T, theta_size
 from mmstn.transforms import euler_to_axis_angle_np
 
@@ -61,7 +63,7 @@ class MeshCorrespondence:
     spread: np.ndarray
     fingerprint: str
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path | IO[bytes]) -> None:
         np.savez_compressed(
             path,
             vertex=self.vertex.astype(np.int32),
@@ -176,9 +178,8 @@ def correspondence_for(model: MorphableModel, verbose: bool = True) -> MeshCorre
         print(f"measuring the face-mesh correspondence of {model.name!r} (once; cached in {path.parent})")
     c = build_correspondence(model)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    c.save(tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as fh:
+        c.save(fh)
     return c
 
 

@@ -34,8 +34,6 @@ file.
 from __future__ import annotations
 
 import hashlib
-import os
-import uuid
 import zipfile
 from contextlib import ExitStack
 from importlib import resources
@@ -47,6 +45,7 @@ import torch
 
 from mmstn.errors import ModelFileError
 from mmstn.localiser import Localiser
+from mmstn.runtime import atomic_write
 from mmstn.stn import STN3DMM
 from mmstn.train.config import RESUME_MUTABLE_FIELDS, TrainConfig, config_differences
 from mmstn.train.model import build_model
@@ -169,21 +168,9 @@ def _check_zip(path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ writing
-def _tmp_name(path: Path) -> Path:
-    """A temporary name unique to this process and call (two writers never share one)."""
-    return path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-
-
 def _atomic_write_bytes(data: bytes, path: Path) -> None:
-    tmp = _tmp_name(path)
-    try:
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path, fsync=True) as fh:
+        fh.write(data)
 
 
 def _atomic_save(obj: dict, path: Path) -> None:
@@ -191,15 +178,8 @@ def _atomic_save(obj: dict, path: Path) -> None:
     ``path`` (never a half-written file; the temporary file is removed if anything fails)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     obj = {**obj, DIGEST_KEY: content_digest(obj)}
-    tmp = _tmp_name(path)
-    try:
-        with tmp.open("wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path, fsync=True) as fh:
+        torch.save(obj, fh)
     # a sidecar left from an earlier file of this name would now contradict it
     path.with_name(path.name + SIDECAR_SUFFIX).unlink(missing_ok=True)
 

@@ -36,7 +36,6 @@ import signal
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -63,6 +62,7 @@ from mmstn.losses import (
     siamese_loss_matconvnet,
     symmetry_loss,
 )
+from mmstn.runtime import atomic_write
 from mmstn.stn import STN3DMM, STNOutput
 from mmstn.theta import THETA_ALPHA
 from mmstn.train.checkpoint import load_training_checkpoint, save_training_checkpoint, save_weights
@@ -405,16 +405,11 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
 
 
 def _rewrite_metrics(path: Path, rows: list[dict[str, float]]) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # unique per writer
-    try:
-        with tmp.open("w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=METRIC_COLUMNS)
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: _fmt(r.get(k, math.nan)) for k in METRIC_COLUMNS})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=METRIC_COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _fmt(r.get(k, math.nan)) for k in METRIC_COLUMNS})
 
 
 def _fmt(v: float | int | None) -> str:

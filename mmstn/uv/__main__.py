@@ -43,11 +43,16 @@ def main(argv: list[str] | None = None) -> int:
 
         from mmstn.models.meshtools import MeshError, check_mesh, mirror_map
 
-        try:  # the mesh's own problems first: a second piece or a fin also breaks the symmetry search
-            check_mesh(model.mean.numpy(), model.triangles.numpy(), name="the mesh", one_piece=True)
-            mirror = mirror_map(model.mean.numpy(), model.triangles.numpy())
+        V, F = model.mean.numpy(), model.triangles.numpy()
+        try:
+            mirror = mirror_map(V, F)
         except MeshError as exc:
-            print(f"error: {args.model}: {exc}", file=sys.stderr)
+            problem = str(exc)
+            try:  # a second piece or a fin also breaks the symmetry search: name that root cause instead
+                check_mesh(V, F, name="the mesh", one_piece=True)
+            except MeshError as root:
+                problem = str(root)
+            print(f"error: {args.model}: {problem}", file=sys.stderr)
             return 2
         model = replace(model, mirror=mirror)
     try:
